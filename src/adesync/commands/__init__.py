@@ -1,0 +1,1 @@
+"""Command groups of the ``adesync`` CLI; :mod:`adesync.cli` assembles them."""

@@ -1,0 +1,112 @@
+"""Settings, read from ``ADESYNC_*`` environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from adesync.errors import ConfigError
+
+Lang = Literal["en", "zh-CN"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+DEFAULT_HOME = Path("~/.local/share/adesync")
+SQLITE_PREFIXES = ("sqlite+aiosqlite://", "sqlite://")
+POSTGRES_PREFIXES = ("postgresql+psycopg://", "postgresql://", "postgres://")
+
+
+def normalise_database_url(url: str) -> str:
+    """Return ``url`` with adesync's async driver, or raise ConfigError naming what is wrong."""
+    url = url.strip()
+    for prefix in SQLITE_PREFIXES:
+        if url.startswith(prefix):
+            rest = url[len(prefix) :]
+            if not rest.startswith("/"):
+                raise ConfigError(
+                    "ADESYNC_DATABASE_URL is not a usable SQLite URL: write "
+                    "sqlite:///relative/path.db or sqlite:////absolute/path.db."
+                )
+            return "sqlite+aiosqlite://" + rest
+    for prefix in POSTGRES_PREFIXES:
+        if url.startswith(prefix):
+            rest = url[len(prefix) :]
+            if not rest or (rest.startswith("/") and len(rest) == 1):
+                raise ConfigError(
+                    "ADESYNC_DATABASE_URL names no PostgreSQL server: write "
+                    "postgresql+psycopg://user@host:5432/dbname."
+                )
+            return "postgresql+psycopg://" + rest
+    scheme = url.split(":", 1)[0] if ":" in url else url
+    raise ConfigError(
+        f"ADESYNC_DATABASE_URL uses {scheme or 'no'} scheme; adesync supports "
+        "sqlite:///PATH and postgresql+psycopg://USER@HOST/DB."
+    )
+
+
+class Settings(BaseSettings):
+    """Everything adesync reads from the environment; see the README for each variable."""
+
+    model_config = SettingsConfigDict(env_prefix="ADESYNC_", extra="ignore")
+
+    home: Path = DEFAULT_HOME
+    database_url: str | None = None
+    secret_key: str | None = Field(default=None, repr=False)
+    lang: Lang = "en"
+    log_level: LogLevel = "INFO"
+    log_json: bool = False
+    docs_url: str | None = None
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("database_url", mode="after")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        return None if value is None or not value.strip() else normalise_database_url(value)
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database adesync uses: the setting, or the SQLite file in ``home``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.home / 'adesync.db'}"
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.home / "secret.key"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, turning pydantic's report into one sentence per bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ConfigError:
+        raise
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "setting"
+        ctx_error = (first.get("ctx") or {}).get("error")
+        if isinstance(ctx_error, ConfigError):
+            raise ctx_error from None
+        value = os.environ.get(f"ADESYNC_{field.upper()}", "")
+        hint = {
+            "lang": "use en or zh-CN",
+            "log_level": "use DEBUG, INFO, WARNING or ERROR",
+            "log_json": "use true or false",
+        }.get(field, first["msg"])
+        raise ConfigError(f"ADESYNC_{field.upper()}={value!r} is not valid: {hint}.") from None

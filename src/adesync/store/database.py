@@ -1,0 +1,110 @@
+"""The database handle: one async engine per process, read and write transactions.
+
+SQLite runs in WAL mode with foreign keys on and a busy timeout, and write transactions start
+with ``BEGIN IMMEDIATE`` so that several processes (``adesync sync`` beside ``adesync serve``)
+queue for the write lock instead of failing when a deferred transaction tries to upgrade.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from adesync.errors import AdesyncError, ConfigError
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class DatabaseUnavailable(AdesyncError):
+    """The database cannot be reached or opened."""
+
+    code = "database_unavailable"
+    http_status = 503
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy, not the driver, decide when transactions begin (see _sqlite_on_begin).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    immediate = conn.get_execution_options().get("sqlite_immediate", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Database:
+    """An async engine plus session factories; ``read()`` and ``write()`` open transactions."""
+
+    def __init__(self, url: str, *, pool_size: int = 5) -> None:
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise ConfigError("ADESYNC_DATABASE_URL is not a database URL.") from None
+        self.url = parsed
+        self.dialect = parsed.get_backend_name()
+        kwargs: dict[str, Any] = {}
+        if self.dialect == "postgresql":
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
+        self.engine: AsyncEngine = create_async_engine(parsed, **kwargs)
+        if self.dialect == "sqlite":
+            event.listen(self.engine.sync_engine, "connect", _sqlite_on_connect)
+            event.listen(self.engine.sync_engine, "begin", _sqlite_on_begin)
+        self._write_engine = self.engine.execution_options(sqlite_immediate=True)
+        self._read_sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._write_sessions = async_sessionmaker(self._write_engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @property
+    def is_postgresql(self) -> bool:
+        return self.dialect == "postgresql"
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A session for reading; it is rolled back at the end."""
+        async with self._read_sessions() as session:
+            try:
+                yield session
+            finally:
+                await session.rollback()
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """One write transaction: committed when the block ends, rolled back if it raises."""
+        async with self._write_sessions() as session, session.begin():
+            yield session
+
+    async def ping(self) -> None:
+        """Raise DatabaseUnavailable unless the database answers."""
+        from sqlalchemy import text
+
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except (OperationalError, DBAPIError, OSError) as exc:
+            raise DatabaseUnavailable(
+                f"The database at {self.url.render_as_string(hide_password=True)} "
+                f"cannot be reached ({type(exc.__cause__ or exc).__name__})."
+            ) from exc
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
