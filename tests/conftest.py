@@ -22,8 +22,8 @@ from sqlalchemy.engine import make_url
 from adesync.store.database import Database
 from adesync.store.keycheck import adopt_key
 from adesync.store.migrate import upgrade
+from adesync.store.schema import metadata
 from adesync.store.secrets import SecretBox, write_key_file
-from adesync.store.tables import metadata
 
 PG_URL = os.environ.get(
     "ADESYNC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -6,8 +6,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adesync.store.database import Database
+from adesync.store.schema import metadata
 from adesync.store.secrets import SecretBox, SecretKeyError
-from adesync.store.tables import meta, metadata
+from adesync.store.tables import meta
 
 KEY_CHECK = "secret_key_check"
 

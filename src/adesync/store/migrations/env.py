@@ -8,7 +8,7 @@ from alembic import context
 from alembic.autogenerate.api import AutogenContext
 from sqlalchemy.engine import Connection
 
-from adesync.store.tables import metadata
+from adesync.store.schema import metadata
 from adesync.store.types import UTCDateTime
 
 
