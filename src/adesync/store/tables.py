@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import (
     Boolean,
     Column,
+    Float,
     Integer,
     LargeBinary,
     MetaData,
@@ -78,6 +79,8 @@ tokens = Table(
     # Sync position and times.
     Column("cursor", Text, nullable=True),
     Column("cursor_issued_at", UTCDateTime, nullable=True),
+    # Set while a full fetch is under way (the start time marks the devices it returns).
+    Column("fetch_started_at", UTCDateTime, nullable=True),
     Column("last_full_fetch_at", UTCDateTime, nullable=True),
     Column("last_sync_at", UTCDateTime, nullable=True),
     Column("last_successful_sync_at", UTCDateTime, nullable=True),
@@ -93,6 +96,10 @@ tokens = Table(
     Column("last_error_body", Text, nullable=True),
     Column("last_error_at", UTCDateTime, nullable=True),
     Column("consecutive_failures", Integer, nullable=False, server_default="0"),
+    Column("failing_since", UTCDateTime, nullable=True),
+    Column("throttled_until", UTCDateTime, nullable=True),
+    # Local clock minus Apple's Date header at the last answer, in seconds.
+    Column("clock_skew_seconds", Float, nullable=True),
     Column("terms_not_accepted", Boolean, nullable=False, server_default=false()),
     Column("token_rejected", Boolean, nullable=False, server_default=false()),
     Column("access_denied", Boolean, nullable=False, server_default=false()),
