@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from adesync import __version__
 from adesync.commands import admin
+from adesync.commands import apikeys, users
 from adesync.commands.common import err
 from adesync.errors import AdesyncError
 
@@ -43,6 +44,8 @@ def root(
 app.command("init")(admin.init)
 app.add_typer(admin.db_app, name="db")
 app.add_typer(admin.secrets_app, name="secrets")
+app.add_typer(users.users_app, name="users")
+app.add_typer(apikeys.apikeys_app, name="apikeys")
 
 
 def run_cli(argv: list[str] | None = None) -> int:

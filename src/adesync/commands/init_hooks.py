@@ -11,7 +11,8 @@ from collections.abc import Awaitable, Callable
 from adesync.config import Settings
 from adesync.store.database import Database
 from adesync.store.secrets import SecretBox
+from adesync.web.bootstrap import create_first_admin
 
 InitHook = Callable[[Settings, Database, SecretBox], Awaitable[list[str]]]
 
-HOOKS: list[InitHook] = []
+HOOKS: list[InitHook] = [create_first_admin]
