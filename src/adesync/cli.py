@@ -9,8 +9,8 @@ import typer
 from rich.markup import escape
 
 from adesync import __version__
-from adesync.commands import admin
-from adesync.commands import apikeys, users
+from adesync.commands import admin, apikeys, devices, profiles, users
+from adesync.commands import sync as sync_commands
 from adesync.commands.common import err
 from adesync.errors import AdesyncError
 
@@ -44,6 +44,10 @@ def root(
 app.command("init")(admin.init)
 app.add_typer(admin.db_app, name="db")
 app.add_typer(admin.secrets_app, name="secrets")
+app.command("sync")(sync_commands.sync)
+app.command("worker")(sync_commands.worker)
+app.add_typer(devices.devices_app, name="devices")
+app.add_typer(profiles.profiles_app, name="profiles")
 app.add_typer(users.users_app, name="users")
 app.add_typer(apikeys.apikeys_app, name="apikeys")
 

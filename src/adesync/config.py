@@ -60,6 +60,20 @@ class Settings(BaseSettings):
     log_json: bool = False
     docs_url: str | None = None
 
+    # Talking to Apple.
+    user_agent: str | None = None
+    protocol_version: int = Field(default=10, ge=1, le=99)
+    max_retry_after_seconds: float = Field(default=30.0, ge=0)
+
+    # Sync schedule (see the README's "Sync" section).
+    sync_interval_minutes: float = Field(default=30.0, gt=0)
+    manual_sync_interval_minutes: float = Field(default=15.0, ge=0)
+    full_fetch_interval_days: float = Field(default=7.0, ge=0)
+    error_backoff_max_hours: float = Field(default=6.0, gt=0)
+    flagged_retry_minutes: float = Field(default=60.0, gt=0)
+    lease_seconds: float = Field(default=120.0, ge=5)
+    scheduler_poll_seconds: float = Field(default=5.0, gt=0)
+
     @field_validator("home", mode="after")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:

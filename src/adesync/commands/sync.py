@@ -1,0 +1,121 @@
+"""``adesync sync`` and ``adesync worker``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from adesync.commands.common import err, out, print_json, run
+from adesync.errors import AdesyncError
+from adesync.runtime import open_runtime
+from adesync.sync.model import RunTotals
+from adesync.sync.scheduler import Scheduler
+from adesync.sync.service import SyncReport, SyncService
+from adesync.wiring import install
+
+
+def sync(
+    names: list[str] | None = typer.Argument(
+        None, help="Tokens to sync (default: none; see --all)."
+    ),
+    all_tokens: bool = typer.Option(
+        False, "--all", help="Sync every token that holds credentials."
+    ),
+    full: bool = typer.Option(False, "--full", help="Fetch every device again (a full fetch)."),
+    force: bool = typer.Option(
+        False, "--force", help="Ignore the 15-minute manual-sync throttle (and 7-day full fetch)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON array, nothing else."),
+) -> None:
+    """Sync devices from Apple now, with a progress bar."""
+    if not names and not all_tokens:
+        raise AdesyncError("Name the tokens to sync, or use --all to sync every token.")
+    install()
+
+    async def go() -> list[SyncReport]:
+        async with open_runtime() as rt:
+            service = SyncService(rt.db, rt.box, rt.settings)
+            if as_json:
+                return await service.sync_named(names or None, full=full, force=force)
+            with Progress(
+                SpinnerColumn(),
+                TextColumn("[bold]{task.fields[token]}"),
+                BarColumn(bar_width=None),
+                TextColumn("{task.fields[pages]} pages · {task.fields[devices]} devices"),
+                TimeElapsedColumn(),
+                console=err,
+                transient=False,
+            ) as bar:
+                tasks: dict[str, Any] = {}
+
+                def progress(token: str, totals: RunTotals) -> None:
+                    if token not in tasks:
+                        tasks[token] = bar.add_task("", total=None, token=token, pages=0, devices=0)
+                    bar.update(tasks[token], pages=totals.pages, devices=totals.devices)
+
+                return await service.sync_named(
+                    names or None, full=full, force=force, progress=progress
+                )
+
+    reports = run(go())
+    if as_json:
+        print_json([report.as_json() for report in reports])
+    else:
+        _summary(reports)
+    if any(report.outcome not in ("ok", "skipped") for report in reports):
+        raise typer.Exit(1)
+
+
+def _summary(reports: list[SyncReport]) -> None:
+    table = Table(title="Sync")
+    for column in ("token", "outcome", "kind", "pages", "added", "modified", "deleted", "assigned"):
+        table.add_column(column)
+    colours = {"ok": "green", "skipped": "yellow", "throttled": "yellow", "error": "red"}
+    for r in reports:
+        table.add_row(
+            r.token,
+            f"[{colours.get(r.outcome, 'white')}]{r.outcome}[/]",
+            r.kind,
+            str(r.pages),
+            str(r.added),
+            str(r.modified),
+            str(r.deleted),
+            str(r.assigned),
+        )
+    out.print(table)
+    for r in reports:
+        if r.message:
+            err.print(f"{r.token}: {r.message}", highlight=False, markup=False)
+
+
+def worker(
+    concurrency: int = typer.Option(4, "--concurrency", min=1, help="Tokens synced at once."),
+    metrics_port: int | None = typer.Option(
+        None, "--metrics-port", help="Serve Prometheus metrics on this port."
+    ),
+) -> None:
+    """Run the scheduler and sync workers (no web server); stop with Ctrl-C or SIGTERM."""
+    install()
+
+    async def go() -> None:
+        async with open_runtime() as rt:
+            if metrics_port is not None:
+                from adesync.wiring import start_metrics_server
+
+                start_metrics_server(rt.db, metrics_port)
+            scheduler = Scheduler(rt.db, rt.box, rt.settings, concurrency=concurrency)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError):
+                    loop.add_signal_handler(sig, stop.set)
+            out.print(f"adesync worker {scheduler.worker} running (concurrency {concurrency}).")
+            await scheduler.run(stop)
+
+    run(go())

@@ -1,0 +1,51 @@
+"""Building Apple clients for stored tokens, with one session cache per process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+
+from adesync.apple import AppleClient, OAuthCredentials, SessionCache
+from adesync.config import Settings
+from adesync.errors import AdesyncError
+from adesync.sync.model import OAuthValues
+
+# Sessions are shared by every client of the same token in this process.
+SESSIONS = SessionCache()
+
+ClientFactory = Callable[[str, OAuthValues], AppleClient]
+
+
+class NoCredentials(AdesyncError):
+    code = "no_credentials"
+
+    def __init__(self, token: str) -> None:
+        super().__init__(
+            f"Token {token} has no server token yet; upload its .p7m with "
+            f"`adesync tokens add {token} --p7m FILE`."
+        )
+
+
+def client_factory(
+    settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+) -> ClientFactory:
+    """A factory of AppleClients configured from the settings."""
+
+    def make(dep_url: str, values: OAuthValues) -> AppleClient:
+        return AppleClient(
+            OAuthCredentials(
+                consumer_key=values.consumer_key,
+                consumer_secret=values.consumer_secret,
+                access_token=values.access_token,
+                access_secret=values.access_secret,
+            ),
+            base_url=dep_url,
+            user_agent=settings.user_agent,
+            protocol_version=settings.protocol_version,
+            max_retry_after=settings.max_retry_after_seconds,
+            transport=transport,
+            session_cache=SESSIONS,
+        )
+
+    return make

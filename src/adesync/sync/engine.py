@@ -1,0 +1,263 @@
+"""The per-token fetch → sync state machine.
+
+- A full fetch runs when the token has no cursor, when forced, or after Apple answers
+  ``EXPIRED_CURSOR``/``INVALID_CURSOR`` (then the run is marked ``cursor_recovered``).
+  ``EXHAUSTED_CURSOR`` on a fetch switches to sync with the same cursor.
+- Pages are requested while ``more_to_follow``; the run stops if the cursor does not move.
+- Each page's devices and its cursor are committed together (see :mod:`adesync.store.sync_repo`),
+  so a run killed anywhere resumes from the last committed page.
+- Every Apple error is recorded on the token; a success clears its flags.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from adesync.apple import AppleError, Device, DevicePage
+from adesync.store.sync_repo import LeaseLost
+from adesync.sync.assigner import Assigner
+from adesync.sync.model import DeviceRecord, PageResult, RunTotals, TokenSyncState
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, RunTotals], None]
+# Called after each committed page with (token id, fetch|sync, the page's device records).
+OnPage = Callable[[int, str, list[dict[str, Any]]], Awaitable[None]]
+
+
+class DeviceListing(Protocol):
+    """The Apple calls the state machine needs (``adesync.apple.AppleClient`` has them)."""
+
+    @property
+    def clock_skew_seconds(self) -> float | None: ...
+
+    async def fetch_devices(
+        self, cursor: str | None = None, limit: int | None = None
+    ) -> DevicePage: ...
+
+    async def sync_devices(self, cursor: str, limit: int | None = None) -> DevicePage: ...
+
+
+class SyncStore(Protocol):
+    """Storage for the state machine (``adesync.store.sync_repo.SyncRepo`` implements it)."""
+
+    async def start_full_fetch(self, token_id: int, worker: str, at: datetime) -> None: ...
+
+    async def commit_page(
+        self,
+        token_id: int,
+        worker: str,
+        records: Sequence[DeviceRecord],
+        cursor: str,
+        *,
+        fetch_started_at: datetime | None,
+        completes_fetch: bool,
+        now: datetime,
+    ) -> PageResult: ...
+
+    async def start_run(self, token_id: int, trigger: str, worker: str, now: datetime) -> int: ...
+
+    async def finish_run(
+        self,
+        run_id: int,
+        totals: RunTotals,
+        outcome: str,
+        error_code: str | None,
+        started_at: datetime,
+        now: datetime,
+    ) -> None: ...
+
+    async def record_success(
+        self, token_id: int, now: datetime, clock_skew: float | None, *, synced: bool
+    ) -> None: ...
+
+    async def record_error(
+        self,
+        token_id: int,
+        code: str,
+        status: int | None,
+        body: str,
+        now: datetime,
+        *,
+        clock_skew: float | None,
+        throttled_until: datetime | None,
+        synced: bool,
+    ) -> int: ...
+
+
+@dataclass
+class SyncOutcome:
+    """How one token's run ended (``outcome``: ok, error or throttled)."""
+
+    token_id: int
+    token: str
+    outcome: str
+    totals: RunTotals = field(default_factory=RunTotals)
+    error_code: str | None = None
+    error_message: str | None = None
+    retry_at: datetime | None = None
+    consecutive_failures: int = 0
+
+
+def to_record(device: Device) -> DeviceRecord:
+    return DeviceRecord(
+        serial_number=device.serial_number,
+        fields={
+            "model": device.model,
+            "description": device.description,
+            "color": device.color,
+            "asset_tag": device.asset_tag,
+            "os": device.os,
+            "device_family": device.device_family,
+            "profile_status": device.profile_status,
+            "profile_uuid": device.profile_uuid,
+            "profile_assign_time": device.profile_assign_time,
+            "profile_push_time": device.profile_push_time,
+            "device_assigned_date": device.device_assigned_date,
+            "device_assigned_by": device.device_assigned_by,
+            "mdm_migration_deadline": device.mdm_migration_deadline,
+        },
+        op_type=device.op_type.lower() if device.op_type else None,
+        op_date=device.op_date,
+    )
+
+
+async def sync_token(
+    state: TokenSyncState,
+    client: DeviceListing,
+    store: SyncStore,
+    worker: str,
+    *,
+    trigger: str,
+    full: bool,
+    now: Callable[[], datetime],
+    assigner: Assigner | None = None,
+    progress: Progress | None = None,
+    on_page: OnPage | None = None,
+) -> SyncOutcome:
+    """Sync one token (its lease must be held by ``worker``); never raises AppleError."""
+    started = now()
+    run_id = await store.start_run(state.token_id, trigger, worker, started)
+    totals = RunTotals()
+    outcome = SyncOutcome(token_id=state.token_id, token=state.name, outcome="ok", totals=totals)
+    try:
+        await _pages(state, client, store, worker, full, now, assigner, totals, progress, on_page)
+        if assigner is not None:
+            totals.assigned += await assigner.retry_due()
+    except AppleError as error:
+        outcome.outcome = "throttled" if error.code == "apple_throttled" else "error"
+        outcome.error_code = error.code
+        outcome.error_message = str(error)
+        outcome.retry_at = error.retry_at
+        outcome.consecutive_failures = await store.record_error(
+            state.token_id,
+            error.code,
+            error.status,
+            error.body,
+            now(),
+            clock_skew=client.clock_skew_seconds,
+            throttled_until=error.retry_at,
+            synced=True,
+        )
+        log.warning("sync of token %s ended with %s", state.name, error.code)
+    except LeaseLost:
+        outcome.outcome = "error"
+        outcome.error_code = "lease_lost"
+        outcome.error_message = "Another worker took this token over; this run stopped."
+    else:
+        await store.record_success(state.token_id, now(), client.clock_skew_seconds, synced=True)
+    await store.finish_run(run_id, totals, outcome.outcome, outcome.error_code, started, now())
+    return outcome
+
+
+async def _pages(
+    state: TokenSyncState,
+    client: DeviceListing,
+    store: SyncStore,
+    worker: str,
+    full: bool,
+    now: Callable[[], datetime],
+    assigner: Assigner | None,
+    totals: RunTotals,
+    progress: Progress | None,
+    on_page: OnPage | None,
+) -> None:
+    cursor = state.cursor
+    fetch_started = state.fetch_started_at
+    if full or (cursor is None and fetch_started is None):
+        fetch_started = now()
+        cursor = None
+        await store.start_full_fetch(state.token_id, worker, fetch_started)
+    while True:
+        try:
+            page = await _request(client, cursor, fetch_started is not None)
+        except AppleError as error:
+            if error.code == "cursor_exhausted" and fetch_started is not None and cursor:
+                # The fetch had returned every device: close it and go on with sync.
+                await store.commit_page(
+                    state.token_id,
+                    worker,
+                    [],
+                    cursor,
+                    fetch_started_at=fetch_started,
+                    completes_fetch=True,
+                    now=now(),
+                )
+                fetch_started = None
+                continue
+            if error.code in ("cursor_expired", "cursor_invalid") and not totals.cursor_recovered:
+                totals.cursor_recovered = True
+                fetch_started = now()
+                cursor = None
+                await store.start_full_fetch(state.token_id, worker, fetch_started)
+                continue
+            raise
+        if fetch_started is not None:
+            totals.kind = "fetch"
+        records = [to_record(device) for device in page.devices]
+        completes_fetch = fetch_started is not None and not page.more_to_follow
+        result = await store.commit_page(
+            state.token_id,
+            worker,
+            records,
+            page.cursor,
+            fetch_started_at=fetch_started,
+            completes_fetch=completes_fetch,
+            now=now(),
+        )
+        totals.add_page(result, len(records))
+        if on_page is not None and records:
+            await on_page(state.token_id, "fetch" if fetch_started else "sync", _documents(records))
+        if assigner is not None and state.default_profile_uuid and result.to_assign:
+            totals.assigned += await assigner.assign(state.default_profile_uuid, result.to_assign)
+        if progress is not None:
+            progress(state.name, totals)
+        moved = page.cursor != cursor
+        cursor = page.cursor
+        if page.more_to_follow:
+            if not moved:
+                log.warning("token %s: Apple's cursor did not move; stopping", state.name)
+                return
+            continue
+        if fetch_started is not None:
+            fetch_started = None  # the fetch is complete: ask for what changed since
+            continue
+        return
+
+
+async def _request(client: DeviceListing, cursor: str | None, fetching: bool) -> DevicePage:
+    if fetching:
+        return await client.fetch_devices(cursor=cursor)
+    assert cursor is not None
+    return await client.sync_devices(cursor=cursor)
+
+
+def _documents(records: list[DeviceRecord]) -> list[dict[str, Any]]:
+    return [
+        {"serial_number": r.serial_number, "op_type": r.op_type, "op_date": r.op_date, **r.fields}
+        for r in records
+    ]

@@ -1,0 +1,167 @@
+"""Reading what sync stored: devices (filtered, keyset-paged), a device's timeline, runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, and_, select
+from sqlalchemy.engine import Row
+
+from adesync.store.database import Database
+from adesync.store.tables import tokens
+from adesync.store.tables_sync import assignments, device_history, devices, sync_runs
+
+DEVICE_FIELDS = (
+    "serial_number",
+    "model",
+    "description",
+    "color",
+    "asset_tag",
+    "os",
+    "device_family",
+    "profile_status",
+    "profile_uuid",
+    "profile_assign_time",
+    "profile_push_time",
+    "device_assigned_date",
+    "device_assigned_by",
+)
+
+
+@dataclass
+class DeviceFilter:
+    """What ``devices list`` may narrow by; None means any."""
+
+    token: str | None = None
+    profile_status: str | None = None
+    deleted: bool | None = None
+    serial_contains: str | None = None
+    enrollment_state: str | None = None
+
+
+def device_columns() -> list[Any]:
+    columns: list[Any] = [devices.c[name] for name in DEVICE_FIELDS]
+    columns += [
+        devices.c.id,
+        tokens.c.name.label("token"),
+        devices.c.deleted,
+        devices.c.last_op_type,
+        devices.c.last_op_date,
+    ]
+    if "enrollment_state" in devices.c:
+        columns.append(devices.c.enrollment_state)
+    return columns
+
+
+def device_document(row: Row[Any]) -> dict[str, Any]:
+    """A device as listings print it: Apple's fields plus token, deleted, last op, enrollment."""
+    mapping = row._mapping
+    document = {name: mapping[name] for name in DEVICE_FIELDS}
+    document.update(
+        token=mapping["token"],
+        deleted=bool(mapping["deleted"]),
+        last_op_type=mapping["last_op_type"],
+        last_op_date=mapping["last_op_date"],
+        enrollment_state=mapping.get("enrollment_state"),
+    )
+    return document
+
+
+def device_query(filters: DeviceFilter) -> Select[Any]:
+    query = select(*device_columns()).join(tokens, tokens.c.id == devices.c.token_id)
+    if filters.token is not None:
+        query = query.where(tokens.c.name == filters.token)
+    if filters.profile_status is not None:
+        query = query.where(devices.c.profile_status == filters.profile_status)
+    if filters.deleted is not None:
+        query = query.where(devices.c.deleted.is_(filters.deleted))
+    if filters.serial_contains:
+        query = query.where(devices.c.serial_number.contains(filters.serial_contains.upper()))
+    if filters.enrollment_state is not None and "enrollment_state" in devices.c:
+        query = query.where(devices.c.enrollment_state == filters.enrollment_state)
+    return query
+
+
+async def list_devices(
+    db: Database,
+    filters: DeviceFilter,
+    *,
+    limit: int | None = None,
+    after_id: int | None = None,
+) -> list[dict[str, Any]]:
+    """Devices ordered by id; ``after_id`` continues a previous page (keyset pagination)."""
+    query = device_query(filters).order_by(devices.c.id)
+    if after_id is not None:
+        query = query.where(devices.c.id > after_id)
+    if limit is not None:
+        query = query.limit(limit)
+    async with db.read() as session:
+        result = await session.execute(query)
+        return [device_document(row) | {"id": row.id} for row in result]
+
+
+async def device_timeline(db: Database, token: str, serial: str) -> list[dict[str, Any]]:
+    """What happened to one device of one token, oldest first."""
+    query = (
+        select(
+            device_history.c.at,
+            device_history.c.kind,
+            device_history.c.detail,
+            device_history.c.profile_uuid,
+        )
+        .join(tokens, tokens.c.id == device_history.c.token_id)
+        .where(tokens.c.name == token, device_history.c.serial_number == serial)
+        .order_by(device_history.c.at, device_history.c.id)
+    )
+    async with db.read() as session:
+        return [dict(row._mapping) for row in await session.execute(query)]
+
+
+async def device_assignment(db: Database, token: str, serial: str) -> dict[str, Any] | None:
+    query = (
+        select(
+            assignments.c.profile_uuid,
+            assignments.c.status,
+            assignments.c.attempts,
+            assignments.c.last_attempt_at,
+            assignments.c.next_attempt_at,
+        )
+        .join(tokens, tokens.c.id == assignments.c.token_id)
+        .where(and_(tokens.c.name == token, assignments.c.serial_number == serial))
+    )
+    async with db.read() as session:
+        row = (await session.execute(query)).first()
+    return dict(row._mapping) if row else None
+
+
+async def list_runs(
+    db: Database, token: str | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
+    """The latest sync runs, newest first."""
+    query = (
+        select(
+            sync_runs.c.id,
+            tokens.c.name.label("token"),
+            sync_runs.c.kind,
+            sync_runs.c.trigger,
+            sync_runs.c.started_at,
+            sync_runs.c.finished_at,
+            sync_runs.c.duration_ms,
+            sync_runs.c.pages,
+            sync_runs.c.added,
+            sync_runs.c.modified,
+            sync_runs.c.deleted,
+            sync_runs.c.assigned,
+            sync_runs.c.outcome,
+            sync_runs.c.error_code,
+            sync_runs.c.cursor_recovered,
+        )
+        .join(tokens, tokens.c.id == sync_runs.c.token_id)
+        .order_by(sync_runs.c.started_at.desc(), sync_runs.c.id.desc())
+        .limit(limit)
+    )
+    if token is not None:
+        query = query.where(tokens.c.name == token)
+    async with db.read() as session:
+        return [dict(row._mapping) for row in await session.execute(query)]

@@ -1,0 +1,130 @@
+"""The scheduler: claims due tokens under leases and syncs them, bounded, forever.
+
+Any number of schedulers (``adesync serve`` in-process, ``adesync worker`` processes on many
+machines) may share one database: each claims due tokens with a lease, renews it while working
+and releases it with the next due time. A killed scheduler's leases expire and another one takes
+its tokens. Each writes a heartbeat so health can tell when none runs, and runs the periodic
+jobs of :data:`adesync.sync.hooks.PERIODIC` under named leases, one scheduler at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from adesync.config import Settings
+from adesync.store.database import Database
+from adesync.store.lease_repo import (
+    beat,
+    claim_due_tokens,
+    claim_named_lease,
+    forget_worker,
+    new_worker_id,
+)
+from adesync.store.secrets import SecretBox
+from adesync.store.types import utcnow
+from adesync.sync import hooks
+from adesync.sync.clients import ClientFactory
+from adesync.sync.service import SyncService
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 15.0
+PERIODIC_SECONDS = 60.0
+
+
+class Scheduler:
+    """Syncs due tokens, at most ``concurrency`` at a time, until ``stop`` is set."""
+
+    def __init__(
+        self,
+        db: Database,
+        box: SecretBox,
+        settings: Settings,
+        *,
+        concurrency: int = 4,
+        kind: str = "worker",
+        make_client: ClientFactory | None = None,
+        now: Callable[[], datetime] = utcnow,
+        poll_seconds: float | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.concurrency = max(1, concurrency)
+        self.kind = kind
+        self.now = now
+        self.worker = new_worker_id(kind)
+        self.poll_seconds = poll_seconds or settings.scheduler_poll_seconds
+        self.service = SyncService(
+            db, box, settings, make_client=make_client, now=now, worker=self.worker
+        )
+        self.box = box
+        self.running: set[asyncio.Task[None]] = set()
+        self.synced = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        started = self.now()
+        last_beat = 0.0
+        last_periodic = 0.0
+        loop = asyncio.get_running_loop()
+        log.info("scheduler %s started (concurrency %d)", self.worker, self.concurrency)
+        try:
+            while not stop.is_set():
+                if loop.time() - last_beat >= HEARTBEAT_SECONDS:
+                    await beat(
+                        self.db, self.worker, self.kind, self.concurrency, started, self.now()
+                    )
+                    last_beat = loop.time()
+                if loop.time() - last_periodic >= PERIODIC_SECONDS:
+                    await self.run_periodic()
+                    last_periodic = loop.time()
+                claimed = await self.tick()
+                if not claimed:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=self.poll_seconds)
+                else:
+                    await asyncio.sleep(0)
+        finally:
+            for task in list(self.running):
+                task.cancel()
+            await asyncio.gather(*self.running, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await forget_worker(self.db, self.worker)
+            log.info("scheduler %s stopped after %d syncs", self.worker, self.synced)
+
+    async def tick(self) -> int:
+        """Claim as many due tokens as there is room for and start syncing them."""
+        room = self.concurrency - len(self.running)
+        ids = await claim_due_tokens(
+            self.db, self.worker, room, self.now(), self.settings.lease_seconds
+        )
+        for token_id in ids:
+            task = asyncio.create_task(self._sync(token_id))
+            self.running.add(task)
+            task.add_done_callback(self.running.discard)
+        if not ids and self.running:
+            # Wait for a slot to free up rather than polling the database.
+            await asyncio.wait(self.running, return_when=asyncio.FIRST_COMPLETED)
+        return len(ids)
+
+    async def _sync(self, token_id: int) -> None:
+        try:
+            await self.service.run_leased(token_id, trigger="schedule")
+            self.synced += 1
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("sync of token %s failed unexpectedly", token_id)
+
+    async def run_periodic(self) -> None:
+        for name, job in hooks.PERIODIC:
+            try:
+                if await claim_named_lease(
+                    self.db, name, self.worker, self.now(), PERIODIC_SECONDS
+                ):
+                    await job(self.db, self.box)
+            except Exception:
+                log.exception("periodic job %s failed", name)
