@@ -1,0 +1,169 @@
+"""Device upsert semantics of the sync store, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from adesync.store.database import Database
+from adesync.store.secrets import SecretBox
+from adesync.store.sync_repo import LeaseLost, SyncRepo, latest_per_serial
+from adesync.store.tables import tokens
+from tests.sync.helpers import T0, device_rows, insert_token, record
+
+
+def test_latest_op_date_wins_within_a_page() -> None:
+    records = [
+        record("A", "modified", T0 + timedelta(minutes=5), color="red"),
+        record("A", "added", T0, color="blue"),
+        record("B", "added", T0),
+    ]
+    chosen = {r.serial_number: r for r in latest_per_serial(records)}
+    assert chosen["A"].fields["color"] == "red"
+    assert set(chosen) == {"A", "B"}
+
+
+async def test_fetch_pages_count_as_added_and_a_complete_fetch_marks_the_rest_deleted(
+    db: Database, box: SecretBox
+) -> None:
+    token_id = await insert_token(db, box)
+    repo = SyncRepo(db, box)
+    await repo.start_full_fetch(token_id, "w1", T0)
+    first = await repo.commit_page(
+        token_id,
+        "w1",
+        [record("A"), record("B")],
+        "c1",
+        fetch_started_at=T0,
+        completes_fetch=True,
+        now=T0,
+    )
+    assert (first.added, first.deleted) == (2, 0)
+    assert sorted(first.to_assign) == ["A", "B"]
+    # A second full fetch no longer returns B.
+    later = T0 + timedelta(days=8)
+    await repo.start_full_fetch(token_id, "w1", later)
+    second = await repo.commit_page(
+        token_id,
+        "w1",
+        [record("A", profile_status="assigned")],
+        "c2",
+        fetch_started_at=later,
+        completes_fetch=True,
+        now=later,
+    )
+    assert (second.added, second.deleted) == (1, 1)
+    assert second.to_assign == []  # known and already assigned
+    rows = await device_rows(db, token_id)
+    assert rows["A"].deleted is False and rows["B"].deleted is True
+    async with db.read() as session:
+        token = (await session.execute(select(tokens).where(tokens.c.id == token_id))).one()
+    assert token.cursor == "c2"
+    assert token.fetch_started_at is None
+    assert token.last_full_fetch_at == later
+
+
+async def test_sync_ops_apply_latest_first_and_skip_stale_ones(
+    db: Database, box: SecretBox
+) -> None:
+    token_id = await insert_token(db, box)
+    repo = SyncRepo(db, box)
+    result = await repo.commit_page(
+        token_id,
+        "w1",
+        [
+            record("A", "added", T0),
+            record("B", "modified", T0, color="green"),  # unknown serial: counts as added
+            record("C", "deleted", T0),
+        ],
+        "s1",
+        fetch_started_at=None,
+        completes_fetch=False,
+        now=T0,
+    )
+    assert (result.added, result.modified, result.deleted) == (2, 0, 1)
+    later = T0 + timedelta(hours=1)
+    result = await repo.commit_page(
+        token_id,
+        "w1",
+        [
+            record("A", "modified", later, color="black"),
+            record("B", "modified", T0 - timedelta(hours=1), color="stale"),
+            record("A", "deleted", later + timedelta(minutes=1)),
+        ],
+        "s2",
+        fetch_started_at=None,
+        completes_fetch=False,
+        now=later,
+    )
+    assert result.deleted == 1 and result.skipped_stale == 1
+    rows = await device_rows(db, token_id)
+    assert rows["A"].deleted is True
+    assert rows["B"].color == "green"
+    assert rows["C"].deleted is True
+    # A device re-added after deletion is live again and counted as added.
+    again = await repo.commit_page(
+        token_id,
+        "w1",
+        [record("A", "added", later + timedelta(hours=1))],
+        "s3",
+        fetch_started_at=None,
+        completes_fetch=False,
+        now=later,
+    )
+    assert again.added == 1 and again.to_assign == ["A"]
+    assert (await device_rows(db, token_id))["A"].deleted is False
+
+
+async def test_a_worker_without_the_lease_cannot_write(db: Database, box: SecretBox) -> None:
+    token_id = await insert_token(db, box, lease_owner="other")
+    repo = SyncRepo(db, box)
+    with pytest.raises(LeaseLost):
+        await repo.commit_page(
+            token_id,
+            "w1",
+            [record("A")],
+            "c1",
+            fetch_started_at=None,
+            completes_fetch=False,
+            now=T0,
+        )
+    assert await device_rows(db, token_id) == {}
+
+
+async def test_errors_set_flags_and_success_clears_them(db: Database, box: SecretBox) -> None:
+    token_id = await insert_token(db, box)
+    repo = SyncRepo(db, box)
+    streak = await repo.record_error(
+        token_id,
+        "terms_not_accepted",
+        403,
+        '"T_C_NOT_SIGNED"',
+        T0,
+        clock_skew=1.5,
+        throttled_until=None,
+        synced=True,
+    )
+    assert streak == 1
+    streak = await repo.record_error(
+        token_id,
+        "terms_not_accepted",
+        403,
+        '"T_C_NOT_SIGNED"',
+        T0 + timedelta(minutes=5),
+        clock_skew=None,
+        throttled_until=None,
+        synced=True,
+    )
+    assert streak == 2
+    async with db.read() as session:
+        row = (await session.execute(select(tokens).where(tokens.c.id == token_id))).one()
+    assert row.terms_not_accepted is True and row.failing_since == T0
+    assert row.last_error_code == "terms_not_accepted"
+    await repo.record_success(token_id, T0 + timedelta(hours=1), 0.2, synced=True)
+    async with db.read() as session:
+        row = (await session.execute(select(tokens).where(tokens.c.id == token_id))).one()
+    assert row.terms_not_accepted is False and row.consecutive_failures == 0
+    assert row.failing_since is None and row.last_successful_sync_at is not None
