@@ -134,7 +134,7 @@ def _check_password(password: str) -> None:
         raise InvalidName(f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.")
 
 
-def _user(row: object) -> User:
+def user_from_row(row: object) -> User:
     return User(
         id=row.id,  # type: ignore[attr-defined]
         name=row.name,  # type: ignore[attr-defined]
@@ -199,19 +199,19 @@ async def get_user(db: Database, name: str) -> User:
         row = (await session.execute(select(users).where(users.c.name == name))).first()
     if row is None:
         raise NotFoundError(f"There is no user named {name!r}.")
-    return _user(row)
+    return user_from_row(row)
 
 
 async def get_user_by_id(db: Database, user_id: int) -> User | None:
     async with db.read() as session:
         row = (await session.execute(select(users).where(users.c.id == user_id))).first()
-    return None if row is None else _user(row)
+    return None if row is None else user_from_row(row)
 
 
 async def list_users(db: Database) -> list[User]:
     async with db.read() as session:
         rows = (await session.execute(select(users).order_by(users.c.name))).all()
-    return [_user(row) for row in rows]
+    return [user_from_row(row) for row in rows]
 
 
 async def delete_user(db: Database, name: str, *, actor: str) -> None:
@@ -275,7 +275,7 @@ async def authenticate(db: Database, name: str, password: str) -> User | None:
                 .where(users.c.id == row.id)
                 .values(password_hash=hash_password(password))
             )
-    return _user(row)
+    return user_from_row(row)
 
 
 def _digest(key: str) -> str:

@@ -1,0 +1,39 @@
+"""What the API routes share: error answers in the OpenAPI document, paging, JSON shaping."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import Request
+
+from adesync.web.problems import PROBLEM_JSON, ProblemModel
+
+__all__ = ["ERRORS", "client_address", "jsonable"]
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"model": ProblemModel, "description": description, "content": {PROBLEM_JSON: {}}}
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: _problem("No or invalid credentials."),
+    403: _problem("The caller's role does not allow this."),
+    404: _problem("No such object."),
+    422: _problem("The request is not valid."),
+}
+
+
+def jsonable(value: Any) -> Any:
+    """Timestamps as ISO 8601 UTC with ``Z``, recursively."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    if isinstance(value, dict):
+        return {key: jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(item) for item in value]
+    return value
+
+
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None

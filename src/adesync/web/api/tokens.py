@@ -1,0 +1,251 @@
+"""Tokens: create (key pair), upload the ``.p7m``, list, get, delete, certificates, sync, check.
+
+Shaped after Graph's ``depOnboardingSetting`` (``getEncryptionPublicKey``,
+``generateEncryptionPublicKey``, ``uploadDepToken``, ``syncWithAppleDeviceEnrollmentProgram``)
+and Fleet's ``abm_tokens``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
+
+from adesync.services import tokens as token_service
+from adesync.store.types import utcnow
+from adesync.tokens import MAX_TOKEN_FILE_BYTES
+from adesync.web import actions
+from adesync.web.api.common import ERRORS, client_address, jsonable
+from adesync.web.auth import Principal, require
+from adesync.web.problems import Problem
+from adesync.web.roles import Role
+from adesync.web.services import page_of_tokens, token_extras
+from adesync.web.state import web_state
+
+router = APIRouter(tags=["tokens"], responses=ERRORS)
+
+
+class TokenCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100, description="Unique in this installation.")
+    type: Literal["abm", "asm"] = Field(default="abm", description="Apple Business or School.")
+    dep_url: str | None = Field(
+        default=None, max_length=500, description="Apple's base URL (simulators, proxies)."
+    )
+
+
+class Certificate(BaseModel):
+    certificate_pem: str
+    slot: Literal["pending", "active"]
+    not_after: str
+    created: bool
+    reissued: bool
+
+
+class TokenCreated(BaseModel):
+    token: dict[str, Any]
+    certificate: Certificate
+
+
+class TokenPage(BaseModel):
+    items: list[dict[str, Any]]
+    next: str | None = Field(description="Pass as `after` for the next page; null at the end.")
+
+
+class DefaultProfile(BaseModel):
+    profile_uuid: str = Field(min_length=1, max_length=64)
+
+
+def _actor(request: Request, principal: Principal) -> actions.Actor:
+    return actions.Actor(principal, client_address(request))
+
+
+def _certificate(cert: token_service.KeypairCertificate) -> Certificate:
+    return Certificate(
+        certificate_pem=cert.certificate_pem,
+        slot=cert.slot,
+        not_after=jsonable(cert.not_after),
+        created=cert.created,
+        reissued=cert.reissued,
+    )
+
+
+# Pending dep_url / type given at creation, applied when the first .p7m arrives.
+async def _remember(request: Request, name: str, body: TokenCreate) -> None:
+    from sqlalchemy import update
+
+    from adesync.store.tables import tokens
+
+    values: dict[str, Any] = {"token_type": body.type}
+    if body.dep_url is not None:
+        values["dep_url"] = token_service.check_dep_url(body.dep_url)
+    async with web_state(request).db.write() as session:
+        await session.execute(update(tokens).where(tokens.c.name == name).values(**values))
+
+
+@router.get("/tokens", response_model=TokenPage, summary="List tokens")
+async def list_tokens(
+    request: Request,
+    _: Annotated[Principal, Depends(require(Role.VIEWER))],
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: Annotated[str | None, Query(max_length=100)] = None,
+    all: Annotated[bool, Query(description="Include key pairs waiting for a .p7m.")] = False,
+    state: Annotated[Literal["healthy", "warning", "error"] | None, Query()] = None,
+) -> Any:
+    """Tokens by name with state, expiry, last sync and device count (keyset pages)."""
+    items, next_after = await page_of_tokens(
+        web_state(request).db, limit=limit, after=after, include_waiting=all, state=state
+    )
+    return {"items": jsonable(items), "next": next_after}
+
+
+@router.post("/tokens", status_code=201, response_model=TokenCreated, summary="Create a token")
+async def create_token(
+    request: Request,
+    body: TokenCreate,
+    principal: Annotated[Principal, Depends(require(Role.ADMIN))],
+) -> Any:
+    """A token waiting for its first ``.p7m``; answers the certificate to upload to ABM/ASM."""
+    if body.dep_url is not None:
+        token_service.check_dep_url(body.dep_url)
+    state = web_state(request)
+    _, cert = await actions.create_token(state, _actor(request, principal), body.name)
+    await _remember(request, body.name, body)
+    document = await token_service.get_token_document(state.db, body.name)
+    return {"token": jsonable(document), "certificate": _certificate(cert)}
+
+
+@router.put("/tokens/{name}/p7m", summary="Upload the token file (.p7m)")
+async def upload_p7m(
+    request: Request,
+    name: str,
+    principal: Annotated[Principal, Depends(require(Role.ADMIN))],
+    p7m: Annotated[UploadFile, File(description="The _smime.p7m file from ABM/ASM.")],
+    force: Annotated[bool, Form()] = False,
+) -> Any:
+    """The first token of NAME, or a renewal; ``force`` as in the CLI."""
+    data = await p7m.read(MAX_TOKEN_FILE_BYTES + 1)
+    stored = await actions.upload_p7m(
+        web_state(request), _actor(request, principal), name, data, force=force
+    )
+    document = await token_service.get_token_document(web_state(request).db, name)
+    return {
+        "token": jsonable(document),
+        "identity_verified": stored.identity_verified,
+        "key_promoted": stored.key_promoted,
+        "warnings": list(stored.warnings),
+    }
+
+
+@router.get("/tokens/{name}", summary="Get a token")
+async def get_token(
+    request: Request, name: str, _: Annotated[Principal, Depends(require(Role.VIEWER))]
+) -> Any:
+    """The listing fields, organisation, key-pair certificates and device count."""
+    state = web_state(request)
+    document = await token_service.show_token(state.db, name)
+    document.update(await token_extras(state.db, name))
+    return jsonable(document)
+
+
+@router.delete("/tokens/{name}", status_code=204, summary="Delete a token")
+async def delete_token(
+    request: Request, name: str, principal: Annotated[Principal, Depends(require(Role.ADMIN))]
+) -> Response:
+    """Deletes the token and its devices, profiles and history."""
+    await actions.delete_token(web_state(request), _actor(request, principal), name)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/tokens/{name}/certificate",
+    response_class=PlainTextResponse,
+    summary="The certificate to upload to ABM/ASM",
+    responses={200: {"content": {"application/x-pem-file": {}}}},
+)
+async def get_certificate(
+    request: Request, name: str, _: Annotated[Principal, Depends(require(Role.VIEWER))]
+) -> PlainTextResponse:
+    """The key pair's certificate (pending if one waits, else active): re-upload it to the same
+    MDM server in ABM/ASM to renew without a new key."""
+    state = web_state(request)
+    await token_service.get_token_document(state.db, name)
+    cert = await token_service.keypair_certificate(state.db, state.box, name)
+    return PlainTextResponse(
+        cert.certificate_pem,
+        media_type="application/x-pem-file",
+        headers={"Content-Disposition": f'attachment; filename="{name}.pem"'},
+    )
+
+
+@router.post(
+    "/tokens/{name}/certificate",
+    status_code=201,
+    response_model=Certificate,
+    summary="A new pending key pair",
+)
+async def new_certificate(
+    request: Request, name: str, principal: Annotated[Principal, Depends(require(Role.ADMIN))]
+) -> Any:
+    """A fresh pending key pair; the active one keeps working until a token made for the new
+    certificate is uploaded."""
+    cert = await actions.new_certificate(web_state(request), _actor(request, principal), name)
+    return _certificate(cert)
+
+
+@router.post(
+    "/tokens/{name}/sync",
+    summary="Sync now",
+    responses={429: {"description": "Synced by hand less than 15 minutes ago."}},
+)
+async def sync_token(
+    request: Request, name: str, principal: Annotated[Principal, Depends(require(Role.OPERATOR))]
+) -> Any:
+    """One manual sync (at most one every 15 minutes per token; 429 with Retry-After else)."""
+    try:
+        report = await actions.sync_now(web_state(request), _actor(request, principal), name)
+    except actions.SyncThrottled as exc:
+        wait = max(1, math.ceil((exc.next_allowed_at - utcnow()).total_seconds()))
+        raise Problem(
+            429,
+            exc.code,
+            exc.message,
+            headers={"Retry-After": str(wait)},
+        ) from None
+    return jsonable(report)
+
+
+@router.post("/tokens/{name}/check", summary="Check with Apple now")
+async def check_token(
+    request: Request, name: str, principal: Annotated[Principal, Depends(require(Role.OPERATOR))]
+) -> Any:
+    """One ``/account`` call now: clears a flag (terms accepted, token renewed) or confirms it."""
+    return jsonable(await actions.check_now(web_state(request), _actor(request, principal), name))
+
+
+@router.put("/tokens/{name}/default-profile", summary="Set the default profile")
+async def set_default_profile(
+    request: Request,
+    name: str,
+    body: DefaultProfile,
+    principal: Annotated[Principal, Depends(require(Role.ADMIN))],
+) -> Any:
+    assigned = await actions.set_default_profile(
+        web_state(request), _actor(request, principal), name, body.profile_uuid
+    )
+    return {"token": name, "default_profile_uuid": body.profile_uuid, "assigned": assigned}
+
+
+@router.get("/tokens/{name}/runs", summary="Sync history of a token")
+async def token_runs(
+    request: Request,
+    name: str,
+    _: Annotated[Principal, Depends(require(Role.VIEWER))],
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Any:
+    from adesync.sync.queries import list_runs
+
+    await token_service.get_token_document(web_state(request).db, name)
+    return jsonable(await list_runs(web_state(request).db, name, limit))

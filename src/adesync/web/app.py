@@ -1,0 +1,153 @@
+"""The web application: REST API under ``/api/v1``, the console, help pages, probes, metrics.
+
+``create_app`` builds it for one installation. Given a database and key (tests, the demo) it
+uses them; otherwise its lifespan opens the runtime from the settings and closes it at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from adesync import __version__
+from adesync.config import Settings, load_settings
+from adesync.errors import AdesyncError
+from adesync.runtime import open_runtime
+from adesync.store.database import Database
+from adesync.store.migrate import require_current
+from adesync.store.secrets import SecretBox
+from adesync.web.i18n import load_catalogues
+from adesync.web.problems import install_problem_handlers
+from adesync.web.sessions import load_signer
+from adesync.web.state import WebState
+
+__all__ = ["API_PREFIX", "MAX_BODY_BYTES", "create_app"]
+
+API_PREFIX = "/api/v1"
+MAX_BODY_BYTES = 64 * 1024
+STATIC_DIR = Path(__file__).parent / "static"
+
+Hook = Callable[[WebState], Awaitable[Callable[[], Awaitable[None]] | None]]
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"x-frame-options", b"DENY"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        b"frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    ),
+]
+
+
+class SecurityHeaders:
+    """Adds the same defensive headers to every answer (no inline script or style anywhere)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {name for name, _ in message.get("headers", [])}
+                extra = [(n, v) for n, v in SECURITY_HEADERS if n not in names]
+                message["headers"] = list(message.get("headers", [])) + extra
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def is_api(request: Request) -> bool:
+    return request.url.path.startswith(API_PREFIX)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    db: Database | None = None,
+    box: SecretBox | None = None,
+    on_start: list[Hook] | None = None,
+    metrics_app: ASGIApp | None = None,
+) -> FastAPI:
+    """Build the app. ``on_start`` hooks run once the state is ready (the scheduler in
+    ``serve``) and may return a coroutine function to call at shutdown."""
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            if db is None or box is None:
+                runtime = await stack.enter_async_context(open_runtime(settings))
+                the_db, the_box = runtime.db, runtime.box
+            else:
+                the_db, the_box = db, box
+            state = WebState(
+                settings=settings,
+                db=the_db,
+                box=the_box,
+                signer=await load_signer(the_db, the_box),
+                catalogues=load_catalogues(),
+            )
+            app.state.web = state
+            for hook in on_start or []:
+                stop = await hook(state)
+                if stop is not None:
+                    stack.push_async_callback(stop)
+            yield
+
+    app = FastAPI(
+        title="adesync",
+        version=__version__,
+        description=(
+            "Apple Automated Device Enrollment tokens, devices and enrollment profiles. "
+            "Authenticate with `Authorization: Bearer KEY` (`adesync apikeys create`). "
+            "Errors are RFC 9457 problem details whose `code` is the error or finding code."
+        ),
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+        max_body_size=MAX_BODY_BYTES,
+    )
+    install_problem_handlers(app, is_api=is_api)
+
+    from adesync.web.api import api_router
+    from adesync.web.console import console_router, install_console
+
+    app.include_router(api_router, prefix=API_PREFIX)
+    app.include_router(console_router)
+    install_console(app)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> JSONResponse:
+        """The process is alive."""
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> JSONResponse:
+        """The database answers and its schema is current."""
+        try:
+            await require_current(request.app.state.web.db)
+        except AdesyncError as exc:
+            return JSONResponse(
+                {"status": "unavailable", "code": exc.code, "detail": exc.message},
+                status_code=503,
+            )
+        return JSONResponse({"status": "ok"})
+
+    if metrics_app is not None:
+        app.mount("/metrics", metrics_app)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(SecurityHeaders)
+    return app

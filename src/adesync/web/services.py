@@ -1,0 +1,118 @@
+"""The use cases the web layer calls, built once per app from its state.
+
+The web never duplicates a use case: tokens come from :mod:`adesync.services.tokens`, syncs,
+checks and profiles from :mod:`adesync.sync`, reports from :mod:`adesync.health`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy import func, select
+
+from adesync.services import tokens as token_service
+from adesync.store.database import Database
+from adesync.store.tables import tokens
+from adesync.store.tables_sync import devices
+from adesync.web.state import WebState, web_state
+
+__all__ = ["device_counts", "page_of_tokens", "sync_service"]
+
+
+def sync_service(state: WebState) -> Any:
+    """The process's SyncService (created on first use; the scheduler shares it)."""
+    if state.sync is None:
+        from adesync.store.lease_repo import new_worker_id
+        from adesync.sync.service import SyncService
+
+        state.sync = SyncService(state.db, state.box, state.settings, worker=new_worker_id("serve"))
+    return state.sync
+
+
+def profile_service(state: WebState) -> Any:
+    from adesync.sync.profiles import ProfileService
+
+    return ProfileService(sync_service(state))
+
+
+def request_state(request: Request) -> WebState:
+    return web_state(request)
+
+
+async def device_counts(db: Database, token_ids: list[int]) -> dict[int, int]:
+    """Live devices per token."""
+    if not token_ids:
+        return {}
+    query = (
+        select(devices.c.token_id, func.count())
+        .where(devices.c.token_id.in_(token_ids), devices.c.deleted.is_(False))
+        .group_by(devices.c.token_id)
+    )
+    async with db.read() as session:
+        return {int(tid): int(n) for tid, n in await session.execute(query)}
+
+
+async def page_of_tokens(
+    db: Database,
+    *,
+    limit: int,
+    after: str | None = None,
+    include_waiting: bool = False,
+    state: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of tokens by name (keyset), each as ``token_document`` plus its device count,
+    organisation and the reason fields the console shows; and the name to continue after."""
+    query = select(tokens).order_by(tokens.c.name).limit(limit + 1)
+    if not include_waiting:
+        query = query.where(tokens.c.oauth_credentials.is_not(None))
+    if after is not None:
+        query = query.where(tokens.c.name > after)
+    if state is not None:
+        query = query.where(tokens.c.state == state)
+    async with db.read() as session:
+        rows = (await session.execute(query)).mappings().all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    counts = await device_counts(db, [int(row["id"]) for row in rows])
+    documents = []
+    for row in rows:
+        document = token_service.token_document(row)
+        document["device_count"] = counts.get(int(row["id"]), 0)
+        document.update(extra_fields(row))
+        documents.append(document)
+    return documents, (rows[-1]["name"] if more and rows else None)
+
+
+def extra_fields(row: Any) -> dict[str, Any]:
+    """What the console needs beyond the listing fields (never a secret)."""
+    return {
+        "state_changed_at": row["state_changed_at"],
+        "last_error_at": row["last_error_at"],
+        "last_error_status": row["last_error_status"],
+        "consecutive_failures": row["consecutive_failures"],
+        "failing_since": row["failing_since"],
+        "throttled_until": row["throttled_until"],
+        "terms_not_accepted": bool(row["terms_not_accepted"]),
+        "token_rejected": bool(row["token_rejected"]),
+        "access_denied": bool(row["access_denied"]),
+        "next_sync_at": row["next_sync_at"],
+        "last_manual_sync_at": row["last_manual_sync_at"],
+    }
+
+
+async def token_extras(db: Database, name: str) -> dict[str, Any]:
+    """Device count and the console's extra fields of one token (empty if it is gone)."""
+    async with db.read() as session:
+        row = (
+            (await session.execute(select(tokens).where(tokens.c.name == name))).mappings().first()
+        )
+    if row is None:
+        return {}
+    counts = await device_counts(db, [int(row["id"])])
+    return {"device_count": counts.get(int(row["id"]), 0), **extra_fields(row)}
+
+
+async def token_ids(db: Database, name: str) -> int | None:
+    async with db.read() as session:
+        return (await session.execute(select(tokens.c.id).where(tokens.c.name == name))).scalar()

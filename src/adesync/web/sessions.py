@@ -1,0 +1,119 @@
+"""Console sessions: a random id in a signed cookie, its hash in ``web_sessions``.
+
+The signing key lives sealed in ``web_secrets`` (so every ``serve`` process sharing the
+database shares it, and ``secrets rotate`` re-seals it). A session ends when it expires, on
+sign-out, or when the user's password is reset or the user is deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from adesync.store.database import Database
+from adesync.store.secrets import SecretBox
+from adesync.store.tables_web import users, web_secrets, web_sessions
+from adesync.store.types import utcnow
+from adesync.web.accounts import User, user_from_row
+
+__all__ = ["SESSION_LIFETIME", "CookieSigner", "end_session", "load_signer", "resolve_session"]
+
+SESSION_LIFETIME = timedelta(hours=12)
+SIGNING_KEY_NAME = "session_signing_key"
+
+
+class CookieSigner:
+    """Signs session ids and derives CSRF tokens with one key."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+        self._serializer = URLSafeSerializer(key, salt="adesync-session")
+
+    def sign(self, value: str) -> str:
+        return str(self._serializer.dumps(value))
+
+    def unsign(self, signed: str) -> str | None:
+        try:
+            value = self._serializer.loads(signed)
+        except BadSignature:
+            return None
+        return value if isinstance(value, str) else None
+
+    def csrf_token(self, nonce: str) -> str:
+        """The form token that matches the CSRF cookie ``nonce``."""
+        return hmac.new(self._key, b"csrf:" + nonce.encode(), hashlib.sha256).hexdigest()[:40]
+
+    def csrf_valid(self, nonce: str | None, token: str | None) -> bool:
+        if not nonce or not token:
+            return False
+        return hmac.compare_digest(self.csrf_token(nonce), token)
+
+
+async def load_signer(db: Database, box: SecretBox) -> CookieSigner:
+    """The installation's cookie signer, creating its key on first use."""
+    async with db.read() as session:
+        sealed = (
+            await session.execute(
+                select(web_secrets.c.value).where(web_secrets.c.name == SIGNING_KEY_NAME)
+            )
+        ).scalar()
+    if sealed is None:
+        try:
+            async with db.write() as session:
+                await session.execute(
+                    web_secrets.insert().values(
+                        name=SIGNING_KEY_NAME, value=box.seal(secrets.token_bytes(32))
+                    )
+                )
+        except IntegrityError:  # another process created it first
+            pass
+        return await load_signer(db, box)
+    return CookieSigner(box.open(sealed))
+
+
+def _hash(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+async def start_session(db: Database, user: User) -> str:
+    """Create a session for ``user``; returns its id (to sign into the cookie)."""
+    session_id = secrets.token_urlsafe(32)
+    now = utcnow()
+    async with db.write() as session:
+        await session.execute(delete(web_sessions).where(web_sessions.c.expires_at < now))
+        await session.execute(
+            web_sessions.insert().values(
+                id_hash=_hash(session_id),
+                user_id=user.id,
+                created_at=now,
+                expires_at=now + SESSION_LIFETIME,
+            )
+        )
+    return session_id
+
+
+async def resolve_session(db: Database, session_id: str) -> User | None:
+    """The user of a live session, or None."""
+    async with db.read() as session:
+        row = (
+            await session.execute(
+                select(users)
+                .join(web_sessions, web_sessions.c.user_id == users.c.id)
+                .where(web_sessions.c.id_hash == _hash(session_id))
+                .where(web_sessions.c.expires_at > utcnow())
+            )
+        ).first()
+    return None if row is None else user_from_row(row)
+
+
+async def end_session(db: Database, session_id: str) -> None:
+    async with db.write() as session:
+        await session.execute(
+            delete(web_sessions).where(web_sessions.c.id_hash == _hash(session_id))
+        )
