@@ -1,0 +1,185 @@
+"""Database operations on the ``tokens`` table for the token use cases (add, renew, list, ...).
+
+Every function works inside the caller's session, so a use case composes several in one
+transaction. Values arrive already sealed: this module never sees a secret in the clear.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from adesync.store.tables import tokens
+
+Slot = Literal["pending", "active"]
+
+# What Apple's /account says about the MDM server and organisation behind a token.
+IDENTITY_COLUMNS: tuple[str, ...] = (
+    "server_uuid",
+    "server_name",
+    "org_name",
+    "org_email",
+    "org_phone",
+    "org_address",
+    "org_id",
+    "org_id_hash",
+    "org_type",
+    "org_version",
+    "admin_id",
+)
+
+
+async def get_token(
+    session: AsyncSession, name: str, *, for_update: bool = False
+) -> RowMapping | None:
+    """The row of token ``name``, or None; ``for_update`` locks it (on PostgreSQL)."""
+    query = select(tokens).where(tokens.c.name == name)
+    if for_update:
+        query = query.with_for_update()
+    return (await session.execute(query)).mappings().one_or_none()
+
+
+async def list_tokens(session: AsyncSession, *, include_waiting: bool) -> Sequence[RowMapping]:
+    """Rows holding credentials, by name; ``include_waiting`` adds key pairs without a token."""
+    query = select(tokens).order_by(tokens.c.name)
+    if not include_waiting:
+        query = query.where(tokens.c.oauth_credentials.is_not(None))
+    return (await session.execute(query)).mappings().all()
+
+
+async def count_tokens(session: AsyncSession) -> int:
+    return int((await session.execute(select(func.count()).select_from(tokens))).scalar_one())
+
+
+async def create_token(
+    session: AsyncSession, *, name: str, dep_url: str, token_type: str, now: datetime
+) -> int:
+    """Insert a row with no key pair and no credentials yet; returns its id."""
+    result = await session.execute(
+        insert(tokens)
+        .values(name=name, dep_url=dep_url, token_type=token_type, created_at=now, updated_at=now)
+        .returning(tokens.c.id)
+    )
+    return int(result.scalar_one())
+
+
+async def set_pending_keypair(
+    session: AsyncSession,
+    token_id: int,
+    *,
+    sealed_private_key: bytes,
+    certificates_pem: str,
+    now: datetime,
+) -> None:
+    """Store (or replace) the key pair waiting for its first ``.p7m``."""
+    await session.execute(
+        update(tokens)
+        .where(tokens.c.id == token_id)
+        .values(
+            pending_private_key=sealed_private_key,
+            pending_certificates=certificates_pem,
+            pending_created_at=now,
+            updated_at=now,
+        )
+    )
+
+
+async def set_certificates(
+    session: AsyncSession, token_id: int, slot: Slot, certificates_pem: str, *, now: datetime
+) -> None:
+    """Replace the certificates of one key (after a certificate was re-issued for it)."""
+    column = tokens.c.pending_certificates if slot == "pending" else tokens.c.active_certificates
+    await session.execute(
+        update(tokens)
+        .where(tokens.c.id == token_id)
+        .values({column: certificates_pem, tokens.c.updated_at: now})
+    )
+
+
+async def promote_pending(session: AsyncSession, token_id: int, *, now: datetime) -> None:
+    """The pending key pair becomes the active one; the earlier active key is dropped."""
+    await session.execute(
+        update(tokens)
+        .where(tokens.c.id == token_id, tokens.c.pending_private_key.is_not(None))
+        .values(
+            active_private_key=tokens.c.pending_private_key,
+            active_certificates=tokens.c.pending_certificates,
+            active_since=now,
+            pending_private_key=None,
+            pending_certificates=None,
+            pending_created_at=None,
+            updated_at=now,
+        )
+    )
+
+
+async def store_credentials(
+    session: AsyncSession,
+    token_id: int,
+    *,
+    sealed_credentials: bytes,
+    access_token_expiry: datetime,
+    identity: Mapping[str, str | None] | None,
+    event: Literal["added", "renewed"],
+    now: datetime,
+    dep_url: str | None = None,
+    token_type: str | None = None,
+) -> None:
+    """Store a token's sealed OAuth values and expiry.
+
+    With ``identity`` (Apple's /account answer) the identity columns are replaced and marked
+    verified now; without it they are kept but marked unverified (``identity_verified_at``
+    null), since nobody has asked Apple about these credentials yet.
+    """
+    values: dict[str, object] = {
+        "oauth_credentials": sealed_credentials,
+        "access_token_expiry": access_token_expiry,
+        "identity_verified_at": now if identity is not None else None,
+        "updated_at": now,
+        "token_added_at" if event == "added" else "token_renewed_at": now,
+    }
+    if identity is not None:
+        values.update({column: identity.get(column) for column in IDENTITY_COLUMNS})
+    if dep_url is not None:
+        values["dep_url"] = dep_url
+    if token_type is not None:
+        values["token_type"] = token_type
+    await session.execute(update(tokens).where(tokens.c.id == token_id).values(values))
+
+
+async def names_holding_server(
+    session: AsyncSession, server_uuid: str, *, except_token_id: int | None = None
+) -> list[str]:
+    """Names of tokens (holding credentials) whose MDM server is ``server_uuid``."""
+    query = select(tokens.c.name).where(
+        tokens.c.server_uuid == server_uuid, tokens.c.oauth_credentials.is_not(None)
+    )
+    if except_token_id is not None:
+        query = query.where(tokens.c.id != except_token_id)
+    return list((await session.execute(query.order_by(tokens.c.name))).scalars().all())
+
+
+async def delete_token(session: AsyncSession, token_id: int) -> None:
+    """Delete the row; rows of other tables that belong to the token go with it (ON DELETE
+    CASCADE)."""
+    await session.execute(delete(tokens).where(tokens.c.id == token_id))
+
+
+__all__ = [
+    "IDENTITY_COLUMNS",
+    "count_tokens",
+    "create_token",
+    "delete_token",
+    "get_token",
+    "list_tokens",
+    "names_holding_server",
+    "promote_pending",
+    "set_certificates",
+    "set_pending_keypair",
+    "store_credentials",
+]
