@@ -11,6 +11,7 @@ from rich.markup import escape
 from adesync import __version__
 from adesync.commands import admin, apikeys, devices, profiles, users
 from adesync.commands import sync as sync_commands
+from adesync.commands import tokens as token_commands
 from adesync.commands.common import err
 from adesync.commands.simulate import simulate
 from adesync.errors import AdesyncError
@@ -45,6 +46,7 @@ def root(
 app.command("init")(admin.init)
 app.add_typer(admin.db_app, name="db")
 app.add_typer(admin.secrets_app, name="secrets")
+app.add_typer(token_commands.tokens_app, name="tokens")
 app.command("sync")(sync_commands.sync)
 app.command("worker")(sync_commands.worker)
 app.add_typer(devices.devices_app, name="devices")
