@@ -13,6 +13,8 @@ from adesync.commands import admin, apikeys, devices, profiles, users
 from adesync.commands import sync as sync_commands
 from adesync.commands import tokens as token_commands
 from adesync.commands.common import err
+from adesync.commands.demo import demo as demo_command
+from adesync.commands.serve import serve as serve_command
 from adesync.commands.simulate import simulate
 from adesync.errors import AdesyncError
 
@@ -53,6 +55,8 @@ app.add_typer(devices.devices_app, name="devices")
 app.add_typer(profiles.profiles_app, name="profiles")
 app.add_typer(users.users_app, name="users")
 app.add_typer(apikeys.apikeys_app, name="apikeys")
+app.command("serve")(serve_command)
+app.command("demo")(demo_command)
 app.command("simulate")(simulate)
 
 

@@ -54,11 +54,11 @@ class SyncThrottled(AdesyncError):
         self.next_allowed_at = next_allowed_at
 
 
-def verifier() -> token_service.Verify | None:
-    """Apple's ``/account`` check for uploads: the one the CLI uses."""
-    from adesync.commands.tokens import verifier as cli_verifier
+def verifier(state: WebState) -> token_service.Verify:
+    """Apple's ``/account`` check for uploads (refuses what Apple refuses; names the org)."""
+    from adesync.web.verify import account_verifier
 
-    return cli_verifier()
+    return account_verifier(state.settings)
 
 
 async def _id(state: WebState, name: str) -> int:
@@ -107,12 +107,12 @@ async def upload_p7m(
             dep_url=dep_url,
             token_type=token_type,
             force=force,
-            verify=verifier(),
+            verify=verifier(state),
         )
         action = "token.add"
     else:
         stored = await token_service.renew_token(
-            state.db, state.box, name, data, force=force, verify=verifier()
+            state.db, state.box, name, data, force=force, verify=verifier(state)
         )
         action = "token.renew"
     await actor.record(

@@ -1,0 +1,36 @@
+"""``adesync serve``: API, console, help pages, metrics, probes and the scheduler on one port."""
+
+from __future__ import annotations
+
+import typer
+
+from adesync.commands.common import out, run
+from adesync.config import load_settings
+from adesync.runtime import open_runtime
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8080, "--port", min=1, max=65535, help="Port to listen on."),
+    concurrency: int = typer.Option(4, "--concurrency", min=1, help="Tokens synced at once."),
+    no_scheduler: bool = typer.Option(
+        False, "--no-scheduler", help="Serve only; leave syncing to `adesync worker`."
+    ),
+) -> None:
+    """Serve the API (/api/v1), the console (/login) and the in-process scheduler."""
+    from adesync.web.app import create_app
+    from adesync.web.runner import scheduler_hook, serve_app
+    from adesync.wiring import install
+
+    install()
+    settings = load_settings()
+
+    async def check() -> None:
+        async with open_runtime(settings):
+            pass
+
+    run(check())  # one clear error (no database, wrong key) before the server starts
+    hooks = [] if no_scheduler else [scheduler_hook(concurrency)]
+    app = create_app(settings, on_start=hooks)
+    out.print(f"adesync console at http://{host}:{port}/login (API: /api/v1)", highlight=False)
+    serve_app(app, host, port, settings.log_level.lower())

@@ -1,0 +1,44 @@
+"""Running the web app: the in-process scheduler hook and uvicorn on one port."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+import uvicorn
+from fastapi import FastAPI
+
+from adesync.web.app import Hook
+from adesync.web.state import WebState
+
+__all__ = ["scheduler_hook", "serve_app"]
+
+
+def scheduler_hook(concurrency: int = 4) -> Hook:
+    """Start the sync scheduler inside the server process; stopped at shutdown."""
+
+    async def start(state: WebState) -> Callable[[], Awaitable[None]]:
+        from adesync.sync.scheduler import Scheduler
+
+        scheduler = Scheduler(
+            state.db, state.box, state.settings, concurrency=concurrency, kind="serve"
+        )
+        # "Sync now" in the console runs in the same process as the scheduler.
+        state.sync = scheduler.service
+        stop = asyncio.Event()
+        task = asyncio.create_task(scheduler.run(stop), name="adesync-scheduler")
+
+        async def shutdown() -> None:
+            stop.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(task, timeout=30)
+
+        return shutdown
+
+    return start
+
+
+def serve_app(app: FastAPI, host: str, port: int, log_level: str = "info") -> None:
+    """Serve ``app`` until Ctrl-C or SIGTERM."""
+    uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=True)
