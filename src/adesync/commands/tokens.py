@@ -97,13 +97,13 @@ def keypair(
     elif result.reissued:
         what = f"Re-issued the certificate of token {name}'s {result.slot} key pair"
     else:
-        what = f"This is the certificate of token {name}'s {result.slot} key pair"
-    where = f" and wrote its certificate to {out_file}" if out_file is not None else ""
+        what = f"Token {name} keeps its {result.slot} key pair"
+    where = f"written to {out_file}" if out_file is not None else "on standard output"
     step = "renew" if result.has_token else "add"
     err.print(
-        f"{escape(what)}{escape(where)} (valid until {iso(result.not_after)}). Upload it to the "
-        f"MDM server in ABM/ASM, download the token (.p7m), then run "
-        f"`adesync tokens {step} {escape(name)} --p7m FILE`.",
+        f"{escape(what)}; its certificate (valid until {iso(result.not_after)}) is "
+        f"{escape(where)}. Upload the certificate to the MDM server in ABM/ASM, download the "
+        f"token (.p7m), then run `adesync tokens {step} {escape(name)} --p7m FILE`.",
         highlight=False,
     )
 
@@ -201,7 +201,8 @@ def list_(
         hint = "" if include_waiting else " (`--all` also shows key pairs waiting for a .p7m)"
         out.print(f"No tokens yet{hint}.", highlight=False)
         return
-    table = Table("name", "organisation", "type", "state", "expires", "last sync", "status")
+    table = Table("name", "organisation", "type", "state", "expires", "last sync")
+    table.add_column("status", no_wrap=True)
     for doc in docs:
         table.add_row(
             escape(doc["name"]),
