@@ -20,6 +20,13 @@ REQUIRED = {
 }  # fmt: skip
 
 
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No Apple here (tests never leave loopback): tokens are stored unverified.
+    tests/cli/test_tokens_apple.py covers the /account check against the simulator."""
+    monkeypatch.setattr("adesync.commands.tokens.verifier", lambda settings: None)
+
+
 def _listing(capsys: pytest.CaptureFixture[str], *args: str) -> list[dict[str, object]]:
     result = invoke(capsys, "tokens", "list", "--json", *args)
     assert result.code == 0, result.err
