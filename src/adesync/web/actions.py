@@ -104,8 +104,8 @@ async def upload_p7m(
             state.box,
             name,
             data,
-            dep_url=dep_url,
-            token_type=token_type,
+            dep_url=dep_url or current["dep_url"],
+            token_type=token_type or current["token_type"],
             force=force,
             verify=verifier(state),
         )

@@ -6,6 +6,7 @@ uses them; otherwise its lifespan opens the runtime from the settings and closes
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adesync import __version__
@@ -23,7 +25,7 @@ from adesync.store.database import Database
 from adesync.store.migrate import require_current
 from adesync.store.secrets import SecretBox
 from adesync.web.i18n import load_catalogues
-from adesync.web.problems import install_problem_handlers
+from adesync.web.problems import PROBLEM_JSON, install_problem_handlers
 from adesync.web.sessions import load_signer
 from adesync.web.state import WebState
 
@@ -66,6 +68,60 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+class BodyLimit:
+    """Refuses a request body over the cap with a problem document: at once when Content-Length
+    says so, else when the bytes received pass it (a 413 raised from ``receive`` reaches the
+    problem handlers, whichever route was reading)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            declared = dict(scope.get("headers", [])).get(b"content-length", b"")
+            if declared.isdigit() and int(declared) > self.limit:
+                body = json.dumps(
+                    {
+                        "type": "about:blank",
+                        "title": "Content Too Large",
+                        "status": 413,
+                        "detail": f"The request body is over the {self.limit // 1024} KiB limit.",
+                        "code": "payload_too_large",
+                        "instance": scope.get("path", ""),
+                    }
+                ).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 413,
+                        "headers": [
+                            (b"content-type", PROBLEM_JSON.encode()),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close"),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+            received = 0
+
+            async def counting() -> Message:
+                nonlocal received
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > self.limit:
+                        raise StarletteHTTPException(
+                            413, f"The request body is over the {self.limit // 1024} KiB limit"
+                        )
+                return message
+
+            await self.app(scope, counting, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def is_api(request: Request) -> bool:
@@ -118,7 +174,6 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
-        max_body_size=MAX_BODY_BYTES,
     )
     install_problem_handlers(app, is_api=is_api)
 
@@ -150,4 +205,5 @@ def create_app(
         app.mount("/metrics", metrics_app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     return app
