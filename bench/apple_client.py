@@ -1,8 +1,9 @@
 """How fast adesync.apple turns Apple's device pages into typed records.
 
 Serves pages of 1000 real-shaped devices through ``httpx.MockTransport`` (no network, so this
-measures the client: request building, session header, JSON validation) and prints one JSON
-document: devices per second for paging and for bare page validation. The sync engine needs
+measures the client: request building, session header, JSON validation), and fetches as many
+from the simulator over loopback HTTP (client plus simulator), and prints one JSON document:
+devices per second for each, and for bare page validation. The sync engine needs
 about 20,000 devices/s end to end, so the client must be well above that.
 
     /work/venv/bin/python bench/apple_client.py [--pages 40]
@@ -74,6 +75,34 @@ async def _paging(pages: int) -> float:
     return count / elapsed
 
 
+async def _loopback(devices: int) -> float:
+    """A full fetch from the simulator over real HTTP on 127.0.0.1 (simulator cost included)."""
+    from adesync.simulator import Simulator, run_in_thread
+
+    sim = Simulator(devices=devices, seed=1)
+    server = sim.create_server("bench").server_uuid
+    values = sim.credentials(server)
+    base_url, stop = run_in_thread(sim)
+    try:
+        creds = OAuthCredentials(
+            values["consumer_key"],
+            values["consumer_secret"],
+            values["access_token"],
+            values["access_secret"],
+        )
+        async with AppleClient(creds, base_url=base_url) as client:
+            await client.account()
+            start = time.perf_counter()
+            count = 0
+            async for page in client.iter_fetch_devices():
+                count += len(page.devices)
+            elapsed = time.perf_counter() - start
+    finally:
+        stop()
+    assert count == devices
+    return count / elapsed
+
+
 def _validation(pages: int) -> float:
     body = _page(0, 1)
     start = time.perf_counter()
@@ -88,6 +117,7 @@ def main() -> None:
     args = parser.parse_args()
     paging = asyncio.run(_paging(args.pages))
     validation = _validation(args.pages)
+    loopback = asyncio.run(_loopback(args.pages * PAGE_SIZE))
     print(
         json.dumps(
             {
@@ -96,6 +126,7 @@ def main() -> None:
                 "page_size": PAGE_SIZE,
                 "paging_devices_per_second": round(paging),
                 "validation_devices_per_second": round(validation),
+                "simulator_loopback_devices_per_second": round(loopback),
                 "target_devices_per_second": 20000,
             }
         )
