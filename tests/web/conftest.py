@@ -18,6 +18,7 @@ from adesync.store.secrets import SecretBox
 from adesync.web import accounts
 from adesync.web.app import create_app
 from adesync.web.roles import KEY_ROLES, Role
+from tests.sim_fixtures import sim_keypair, simulator  # noqa: F401  (pytest fixtures)
 
 PASSWORD = "correct horse battery staple"
 

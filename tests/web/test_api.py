@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from adesync.web.roles import Role
-from tests.sim_fixtures import RunningSimulator, sim_keypair, simulator  # noqa: F401
+from tests.sim_fixtures import RunningSimulator
 from tests.web.conftest import Web
 
 API = "/api/v1"
