@@ -1,7 +1,66 @@
-"""Tables for findings, notification outbox (health issue), on the shared metadata."""
+"""Tables of the health feature: current findings and the notification outbox."""
 
 from __future__ import annotations
 
-from adesync.store.tables import metadata
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
-__all__ = ["metadata"]
+from adesync.store.tables import metadata
+from adesync.store.types import UTCDateTime
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+# What the rules found at the latest evaluation, one row per (token, code); a row disappears
+# when its finding clears. ``token_id`` is null for findings about the installation (a
+# scheduler that stopped). ``data`` holds the message parameters as JSON, so listings and
+# notifications can word a finding in any language without running the rules again.
+findings = Table(
+    "findings",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("token_id", Integer, ForeignKey("tokens.id", ondelete="CASCADE"), nullable=True),
+    Column("code", String(64), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("count", Integer, nullable=False, server_default="1"),
+    Column("samples", Text, nullable=False, server_default="[]"),
+    Column("data", Text, nullable=False, server_default="{}"),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    UniqueConstraint("token_id", "code"),
+    Index("ix_findings_code", "code"),
+)
+
+# Notifications waiting to go out (or kept for a while after they went): one row per event and
+# channel. ``dedup_key`` is unique per channel, so an event enqueued twice is sent once;
+# delivery is at least once (a row is marked delivered only after the receiver accepted it).
+notify_outbox = Table(
+    "notify_outbox",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("channel", String(16), nullable=False),  # webhook | email | device_events
+    Column("event", String(48), nullable=False),
+    Column("dedup_key", String(255), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("status", String(16), nullable=False, server_default="pending"),  # pending|sent|failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    # A deliverer's claim: no other process sends the row before this time.
+    Column("claimed_until", UTCDateTime, nullable=True),
+    Column("last_attempt_at", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    UniqueConstraint("channel", "dedup_key"),
+    Index("ix_notify_outbox_due", "status", "next_attempt_at"),
+)
+
+__all__ = ["findings", "notify_outbox"]

@@ -1,0 +1,131 @@
+"""``adesync diagnose``: re-evaluate health and report it; the exit code makes it a monitoring
+check (0 healthy, 1 warning, 2 error; 3 when it could not check, Nagios' UNKNOWN)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.markup import escape
+
+from adesync.commands.common import out, print_json, run
+from adesync.config import Settings, load_settings
+from adesync.errors import AdesyncError
+from adesync.health.catalogue import State, exit_code_for
+from adesync.health.evaluate import evaluate
+from adesync.health.messages import LANGUAGES, message
+from adesync.health.report import build_report
+from adesync.health.stored import find_token_id
+from adesync.runtime import open_runtime
+
+__all__ = ["diagnose", "diagnose_report"]
+
+UNKNOWN = 3
+_COLOURS = {"error": "red", "warning": "yellow", "info": "cyan", "healthy": "green"}
+
+
+class DiagnoseFailed(AdesyncError):
+    """Health could not be checked; a monitoring system should show UNKNOWN."""
+
+    code = "diagnose_failed"
+    exit_code = UNKNOWN
+
+
+async def diagnose_report(settings: Settings, token: str | None, lang: str) -> dict[str, Any]:
+    """Re-evaluate (every token, or ``token``) and return the report document."""
+    from adesync import wiring
+
+    wiring.install()
+    async with open_runtime(settings) as runtime:
+        token_id = None if token is None else await find_token_id(runtime.db, token)
+        health = await evaluate(runtime.db, token_id=token_id)
+    return build_report(health, lang, docs_url=settings.docs_url)
+
+
+def diagnose(
+    token: str | None = typer.Option(None, "--token", help="Check this token only."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON document."),
+    lang: str | None = typer.Option(
+        None, "--lang", help="Language of the texts: en or zh-CN (default ADESYNC_LANG)."
+    ),
+) -> None:
+    """Check every token now and explain what is wrong (exit 0 healthy, 1 warning, 2 error)."""
+    if lang is not None and lang not in LANGUAGES:
+        raise DiagnoseFailed(f"--lang must be one of {', '.join(LANGUAGES)}, not {lang!r}.")
+    try:
+        settings = load_settings()
+        report = run(diagnose_report(settings, token, lang or settings.lang))
+    except AdesyncError as exc:
+        raise DiagnoseFailed(exc.message, code=exc.code) from exc
+    if as_json:
+        print_json(report)
+    else:
+        show(report, lang or settings.lang)
+    raise typer.Exit(exit_code_for(State(report["status"])))
+
+
+def show(report: dict[str, Any], lang: str) -> None:
+    """The report for a person: the alert, then the findings grouped by token, worst first."""
+    alert = report["alert"]
+    if alert is not None:
+        out.print(f"[bold red]{escape(alert['title'])}[/bold red]")
+        out.print(escape(alert["text"]))
+        for symptom in alert["symptoms"]:
+            out.print(f"  • {escape(symptom)}")
+        names = ", ".join(
+            f"{t['name']} ({t['org_name'] or t['name']})" for t in alert["affected_tokens"]
+        )
+        out.print(f"{escape(message(lang, 'alert', 'affected'))}: [bold]{escape(names)}[/bold]")
+        out.print()
+    status = report["status"]
+    state_word = message(lang, "states", status)
+    out.print(
+        f"[bold]{escape(message(lang, 'report', 'status', state=state_word))}[/bold]",
+        style=_COLOURS[status],
+    )
+    if not report["tokens"] and not report["findings"]:
+        out.print(escape(message(lang, "report", "no_tokens")))
+        return
+    grouped: dict[str | None, list[dict[str, Any]]] = {}
+    for finding in report["findings"]:
+        grouped.setdefault(finding["token"], []).append(finding)
+    states = {t["name"]: t for t in report["tokens"]}
+    for name, items in grouped.items():
+        out.print()
+        if name is None:
+            out.print(f"[bold]{escape(message(lang, 'report', 'installation'))}[/bold]")
+        else:
+            token = states.get(name, {})
+            state = token.get("state", "healthy")
+            org = token.get("org_name") or message(lang, "report", "unknown_org")
+            out.print(
+                f"[bold {_COLOURS[state]}]● {escape(name)}[/bold {_COLOURS[state]}] "
+                f"({escape(org)}) — {escape(message(lang, 'states', state))}"
+            )
+        for finding in items:
+            _show_finding(finding, lang)
+    healthy = [t["name"] for t in report["tokens"] if t["name"] not in grouped]
+    if healthy:
+        out.print()
+        out.print(
+            f"[green]✓[/green] {escape(message(lang, 'report', 'healthy_tokens'))}: "
+            f"{escape(', '.join(healthy))}"
+        )
+
+
+def _show_finding(finding: dict[str, Any], lang: str) -> None:
+    severity = finding["severity"]
+    label = message(lang, "severities", severity).upper()
+    out.print(
+        f"  [{_COLOURS[severity]}]{escape(label)}[/{_COLOURS[severity]}] "
+        f"[bold]{escape(finding['title'])}[/bold] [dim]({finding['code']})[/dim]"
+    )
+    out.print(f"    {escape(finding['detail'])}")
+    if finding["samples"]:
+        samples = ", ".join(finding["samples"])
+        out.print(f"    {escape(message(lang, 'report', 'samples'))}: {escape(samples)}")
+    out.print(f"    {escape(message(lang, 'report', 'steps'))}:")
+    for number, step in enumerate(finding["remediation"], start=1):
+        out.print(f"      {number}. {escape(step)}")
+    out.print(f"    {escape(message(lang, 'report', 'actor'))}: {escape(finding['actor'])}")
+    out.print(f"    {escape(message(lang, 'report', 'docs'))}: {escape(finding['doc_url'])}")

@@ -1,0 +1,104 @@
+"""The health report: findings for all tokens (or one), each token's state, an overall status
+and the alert when any token is in ``error`` — the document ``adesync diagnose --json``
+prints and the API serves."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from adesync.config import Settings
+from adesync.health.catalogue import State, state_for
+from adesync.health.evaluate import Health, Seen, TokenHealth
+from adesync.health.messages import TokenLabel, message, message_list, render_finding
+from adesync.health.model import stamp
+from adesync.health.stored import find_token_id, read_health
+from adesync.store.database import Database
+
+__all__ = [
+    "build_alert",
+    "build_report",
+    "ordered_tokens",
+    "overall_state",
+    "stored_report",
+]
+
+
+def ordered_tokens(health: Health) -> list[TokenHealth]:
+    """Tokens worst first, then by name."""
+    return sorted(health.tokens, key=lambda t: (-t.state.rank, t.label.name))
+
+
+def overall_state(health: Health) -> State:
+    """The worst state of any token and of the installation's own findings."""
+    installation = state_for(seen.finding.severity for seen in health.installation)
+    worst = max((t.state for t in health.tokens), key=lambda s: s.rank, default=State.HEALTHY)
+    return worst if worst.rank >= installation.rank else installation
+
+
+def build_alert(tokens: Sequence[TokenHealth], lang: str) -> dict[str, Any] | None:
+    """The alert for the tokens in ``error`` (``None`` when there is none), in ``lang``."""
+    failing = [t for t in tokens if t.state is State.ERROR]
+    if not failing:
+        return None
+    return {
+        "title": message(lang, "alert", "title"),
+        "text": message(lang, "alert", "text"),
+        "symptoms": message_list(lang, "alert", "symptoms"),
+        "affected_tokens": [
+            {"name": t.label.name, "org_name": t.label.org_name, "state_reason": t.state_reason}
+            for t in sorted(failing, key=lambda t: t.label.name)
+        ],
+    }
+
+
+def _rendered(seen: Seen, token: TokenLabel | None, lang: str, docs_url: str | None) -> Any:
+    document = render_finding(seen.finding, token, lang, docs_url=docs_url)
+    document["first_seen_at"] = stamp(seen.first_seen_at)
+    return document
+
+
+def build_report(health: Health, lang: str, *, docs_url: str | None = None) -> dict[str, Any]:
+    """``{"status", "alert", "findings", "tokens", "evaluated_at"}``: findings grouped by token,
+    worst token first (the installation's own findings where their severity puts them), each
+    group worst finding first; ``tokens`` every token's state."""
+    groups: list[tuple[int, list[Any]]] = []
+    for token in ordered_tokens(health):
+        groups.append(
+            (
+                token.state.rank,
+                [_rendered(s, token.label, lang, docs_url) for s in token.findings],
+            )
+        )
+    if health.installation:
+        rank = state_for(s.finding.severity for s in health.installation).rank
+        installation = [_rendered(s, None, lang, docs_url) for s in health.installation]
+        position = next((i for i, (r, _) in enumerate(groups) if r < rank), len(groups))
+        groups.insert(position, (rank, installation))
+    return {
+        "status": overall_state(health).value,
+        "alert": build_alert(health.tokens, lang),
+        "findings": [finding for _, group in groups for finding in group],
+        "tokens": [
+            {
+                "name": t.label.name,
+                "org_name": t.label.org_name,
+                "state": t.state.value,
+                "state_reason": t.state_reason,
+                "state_changed_at": stamp(t.state_changed_at),
+                "expires_at": stamp(t.expires_at),
+            }
+            for t in ordered_tokens(health)
+        ],
+        "evaluated_at": stamp(health.at),
+    }
+
+
+async def stored_report(
+    db: Database, *, token: str | None, lang: str, settings: Settings | None = None
+) -> dict[str, Any]:
+    """The report from the stored health (no rules run): what the console and API show.
+    ``token`` is a token name (NotFoundError if unknown)."""
+    token_id = None if token is None else await find_token_id(db, token)
+    health = await read_health(db, token_id=token_id)
+    return build_report(health, lang, docs_url=settings.docs_url if settings else None)

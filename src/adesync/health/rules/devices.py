@@ -1,0 +1,285 @@
+"""Rules about devices, profiles and assignments: aggregate queries grouped by token, never a
+Python loop over devices."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table, and_, case, exists, func, or_, select
+
+from adesync.health.catalogue import Severity
+from adesync.health.model import Finding, rule, stamp
+from adesync.health.profile_limits import ProfileProblem, problem_for_apple_code, validate_profile
+from adesync.health.rules.context import RuleContext, TokenFacts
+from adesync.store.tables_sync import assignments, devices, profiles
+
+__all__ = [
+    "assignment_failed",
+    "devices_without_profile",
+    "no_default_profile",
+    "profile_invalid",
+    "profile_not_found",
+    "token_over_capacity",
+]
+
+FAILING_STATUSES = ("NOT_ACCESSIBLE", "FAILED")
+NO_PROFILE_STATUSES = ("empty", "removed")
+
+
+async def sample_serials(
+    ctx: RuleContext, table: Table, conditions: Sequence[ColumnElement[bool]]
+) -> dict[int, list[str]]:
+    """Up to ``sample_size`` serial numbers per token of the rows of ``table`` that match."""
+    number = (
+        func.row_number()
+        .over(partition_by=table.c.token_id, order_by=table.c.serial_number)
+        .label("n")
+    )
+    ranked = select(table.c.token_id, table.c.serial_number, number).where(*conditions).subquery()
+    rows = await ctx.session.execute(
+        select(ranked.c.token_id, ranked.c.serial_number)
+        .where(ranked.c.n <= ctx.limits.sample_size)
+        .order_by(ranked.c.token_id, ranked.c.serial_number)
+    )
+    samples: dict[int, list[str]] = {}
+    for token_id, serial in rows:
+        samples.setdefault(token_id, []).append(serial)
+    return samples
+
+
+@rule("no_default_profile", Severity.WARNING)
+async def no_default_profile(ctx: RuleContext) -> list[Finding]:
+    """The token has no default enrollment profile for newly assigned devices."""
+    return [ctx.finding(t) for t in ctx.tokens if not t.default_profile_uuid]
+
+
+def _problem_data(problem: ProfileProblem) -> dict[str, Any]:
+    return {"apple_code": problem.code, "field": problem.field, "limit": problem.limit}
+
+
+@rule(
+    "profile_invalid",
+    Severity.ERROR,
+    params=("apple_code", "field", "limit", "profile_name", "rejected_at"),
+    variants=("required", "flags", "locale", "other", "stored"),
+)
+async def profile_invalid(ctx: RuleContext) -> list[Finding]:
+    """Apple rejected a profile (no profile defined for the token since), or a stored profile
+    breaks Apple's field limits."""
+    defined = {
+        token_id: at
+        for token_id, at in await ctx.session.execute(
+            select(profiles.c.token_id, func.max(profiles.c.defined_at))
+            .where(ctx.in_scope(profiles.c.token_id))
+            .group_by(profiles.c.token_id)
+        )
+    }
+    stored: dict[int, tuple[str, ProfileProblem, int]] = {}
+    rows = await ctx.session.execute(
+        select(profiles.c.token_id, profiles.c.profile_name, profiles.c.definition)
+        .where(ctx.in_scope(profiles.c.token_id))
+        .order_by(profiles.c.token_id, profiles.c.defined_at)
+    )
+    for token_id, name, definition in rows:
+        try:
+            document = json.loads(definition)
+        except ValueError:
+            continue
+        problems = validate_profile(document) if isinstance(document, dict) else []
+        if problems:
+            first_name, first, count = stored.get(token_id, (name, problems[0], 0))
+            stored[token_id] = (first_name, first, count + 1)
+    found = []
+    for token in ctx.tokens:
+        last_defined = defined.get(token.id)
+        rejected = (
+            token.last_error_code == "profile_invalid"
+            and token.last_error_at is not None
+            and (last_defined is None or last_defined < token.last_error_at)
+        )
+        if rejected:
+            problem = problem_for_apple_code(token.last_error_body or "")
+            variant = None if problem.kind == "length" else problem.kind
+            found.append(
+                ctx.finding(
+                    token,
+                    variant=variant,
+                    rejected_at=stamp(token.last_error_at),
+                    **_problem_data(problem),
+                )
+            )
+        elif token.id in stored:
+            name, problem, count = stored[token.id]
+            found.append(
+                ctx.finding(
+                    token,
+                    count=count,
+                    variant="stored",
+                    profile_name=name,
+                    **_problem_data(problem),
+                )
+            )
+    return found
+
+
+async def _latest_success(ctx: RuleContext, token_ids: list[int]) -> dict[int, Any]:
+    rows = await ctx.session.execute(
+        select(assignments.c.token_id, func.max(assignments.c.last_attempt_at))
+        .where(assignments.c.token_id.in_(token_ids), assignments.c.status == "SUCCESS")
+        .group_by(assignments.c.token_id)
+    )
+    return {token_id: at for token_id, at in rows}
+
+
+async def _latest_definition(ctx: RuleContext, token_ids: list[int]) -> dict[int, Any]:
+    rows = await ctx.session.execute(
+        select(profiles.c.token_id, func.max(profiles.c.defined_at))
+        .where(profiles.c.token_id.in_(token_ids))
+        .group_by(profiles.c.token_id)
+    )
+    return {token_id: at for token_id, at in rows}
+
+
+@rule(
+    "profile_not_found",
+    Severity.ERROR,
+    params=("profile_uuid", "missing_at"),
+    variants=("unknown",),
+)
+async def profile_not_found(ctx: RuleContext) -> list[Finding]:
+    """Apple answered 404 for a profile in use, and since then no profile was defined and no
+    assignment succeeded."""
+    suspects: list[TokenFacts] = [
+        t for t in ctx.tokens if t.last_error_code == "profile_not_found" and t.last_error_at
+    ]
+    if not suspects:
+        return []
+    ids = [t.id for t in suspects]
+    succeeded = await _latest_success(ctx, ids)
+    defined = await _latest_definition(ctx, ids)
+    found = []
+    for token in suspects:
+        assert token.last_error_at is not None
+        later = [when for when in (succeeded.get(token.id), defined.get(token.id)) if when]
+        if any(when > token.last_error_at for when in later):
+            continue
+        found.append(
+            ctx.finding(
+                token,
+                variant=None if token.default_profile_uuid else "unknown",
+                profile_uuid=token.default_profile_uuid,
+                missing_at=stamp(token.last_error_at),
+            )
+        )
+    return found
+
+
+def _live_device(table: Table) -> ColumnElement[bool]:
+    """No device with this serial on this token was deleted (released) in ABM/ASM."""
+    return ~exists().where(
+        devices.c.token_id == table.c.token_id,
+        devices.c.serial_number == table.c.serial_number,
+        devices.c.deleted.is_(True),
+    )
+
+
+@rule(
+    "assignment_failed",
+    Severity.WARNING,
+    params=("not_accessible", "failed", "gave_up"),
+)
+async def assignment_failed(ctx: RuleContext) -> list[Finding]:
+    """Serials whose latest assignment Apple answered ``NOT_ACCESSIBLE`` or ``FAILED``."""
+    conditions = [
+        ctx.in_scope(assignments.c.token_id),
+        assignments.c.status.in_(FAILING_STATUSES),
+        _live_device(assignments),
+    ]
+    not_accessible = func.sum(case((assignments.c.status == "NOT_ACCESSIBLE", 1), else_=0))
+    gave_up = func.sum(
+        case(
+            (
+                and_(assignments.c.status == "FAILED", assignments.c.next_attempt_at.is_(None)),
+                1,
+            ),
+            else_=0,
+        )
+    )
+    rows = (
+        await ctx.session.execute(
+            select(assignments.c.token_id, func.count(), not_accessible, gave_up)
+            .where(*conditions)
+            .group_by(assignments.c.token_id)
+        )
+    ).all()
+    if not rows:
+        return []
+    samples = await sample_serials(ctx, assignments, conditions)
+    tokens = ctx.by_id()
+    return [
+        ctx.finding(
+            tokens[token_id],
+            count=count,
+            samples=samples.get(token_id, []),
+            not_accessible=int(inaccessible),
+            failed=count - int(inaccessible),
+            gave_up=int(stopped),
+        )
+        for token_id, count, inaccessible, stopped in rows
+        if token_id in tokens
+    ]
+
+
+@rule("devices_without_profile", Severity.WARNING, params=("devices",), variants=("no_default",))
+async def devices_without_profile(ctx: RuleContext) -> list[Finding]:
+    """Live devices with no profile (``empty``/``removed``) and no assignment waiting."""
+    conditions = [
+        ctx.in_scope(devices.c.token_id),
+        devices.c.deleted.is_(False),
+        or_(devices.c.profile_status.in_(NO_PROFILE_STATUSES), devices.c.profile_status.is_(None)),
+        ~exists().where(
+            assignments.c.token_id == devices.c.token_id,
+            assignments.c.serial_number == devices.c.serial_number,
+            assignments.c.next_attempt_at.is_not(None),
+        ),
+    ]
+    rows = (
+        await ctx.session.execute(
+            select(devices.c.token_id, func.count()).where(*conditions).group_by(devices.c.token_id)
+        )
+    ).all()
+    if not rows:
+        return []
+    samples = await sample_serials(ctx, devices, conditions)
+    tokens = ctx.by_id()
+    return [
+        ctx.finding(
+            tokens[token_id],
+            count=count,
+            samples=samples.get(token_id, []),
+            variant=None if tokens[token_id].default_profile_uuid else "no_default",
+            devices=count,
+        )
+        for token_id, count in rows
+        if token_id in tokens
+    ]
+
+
+@rule("token_over_capacity", Severity.WARNING, params=("devices", "capacity"))
+async def token_over_capacity(ctx: RuleContext) -> list[Finding]:
+    """More live devices on one token than Apple's service handles well (200,000)."""
+    capacity = ctx.limits.token_capacity
+    rows = await ctx.session.execute(
+        select(devices.c.token_id, func.count())
+        .where(ctx.in_scope(devices.c.token_id), devices.c.deleted.is_(False))
+        .group_by(devices.c.token_id)
+        .having(func.count() > capacity)
+    )
+    tokens = ctx.by_id()
+    return [
+        ctx.finding(tokens[token_id], count=count, devices=count, capacity=capacity)
+        for token_id, count in rows
+        if token_id in tokens
+    ]
