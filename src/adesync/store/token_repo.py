@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -50,10 +50,6 @@ async def list_tokens(session: AsyncSession, *, include_waiting: bool) -> Sequen
     if not include_waiting:
         query = query.where(tokens.c.oauth_credentials.is_not(None))
     return (await session.execute(query)).mappings().all()
-
-
-async def count_tokens(session: AsyncSession) -> int:
-    return int((await session.execute(select(func.count()).select_from(tokens))).scalar_one())
 
 
 async def create_token(
@@ -172,7 +168,6 @@ async def delete_token(session: AsyncSession, token_id: int) -> None:
 
 __all__ = [
     "IDENTITY_COLUMNS",
-    "count_tokens",
     "create_token",
     "delete_token",
     "get_token",

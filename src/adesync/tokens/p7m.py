@@ -216,13 +216,14 @@ def open_token_file(data: bytes, keys: Sequence[KeyPair]) -> DecryptedToken:
     DamagedTokenFile for any other failure.
     """
     envelope = _parse_envelope(_unwrap_smime(data))
-    candidates = [
-        (keypair, recipient)
-        for keypair in keys
-        for ids in (_certificate_ids(keypair),)
-        for recipient in envelope.recipients
-        if (recipient.issuer, recipient.serial) in ids
-    ]
+    candidates: list[tuple[KeyPair, _Recipient]] = []
+    for keypair in keys:
+        ids = _certificate_ids(keypair)
+        candidates.extend(
+            (keypair, recipient)
+            for recipient in envelope.recipients
+            if (recipient.issuer, recipient.serial) in ids
+        )
     if not candidates:
         raise ForeignTokenFile()
     for keypair, recipient in candidates:
