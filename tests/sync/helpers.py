@@ -18,9 +18,16 @@ T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
 async def insert_token(
-    db: Database, box: SecretBox, name: str = "t1", *, lease_owner: str | None = "w1", **values: Any
+    db: Database,
+    box: SecretBox,
+    name: str = "t1",
+    *,
+    lease_owner: str | None = "w1",
+    credentials: dict[str, str] | None = None,
+    dep_url: str = "http://127.0.0.1:9",
+    **values: Any,
 ) -> int:
-    credentials = {
+    credentials = credentials or {
         "consumer_key": "CK_1",
         "consumer_secret": "CS_1",
         "access_token": "AT_1",
@@ -31,7 +38,7 @@ async def insert_token(
             tokens.insert()
             .values(
                 name=name,
-                dep_url="http://127.0.0.1:9",
+                dep_url=dep_url,
                 oauth_credentials=box.seal_text(json.dumps(credentials)),
                 access_token_expiry=T0 + timedelta(days=300),
                 lease_owner=lease_owner,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import httpx
 
@@ -28,9 +28,13 @@ class NoCredentials(AdesyncError):
 
 
 def client_factory(
-    settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
 ) -> ClientFactory:
-    """A factory of AppleClients configured from the settings."""
+    """A factory of AppleClients configured from the settings (``sleep`` replaces the pauses
+    between retries, for tests that must not wait)."""
 
     def make(dep_url: str, values: OAuthValues) -> AppleClient:
         return AppleClient(
@@ -46,6 +50,7 @@ def client_factory(
             max_retry_after=settings.max_retry_after_seconds,
             transport=transport,
             session_cache=SESSIONS,
+            sleep=sleep,
         )
 
     return make

@@ -1,0 +1,250 @@
+"""The sync state machine against the simulator over loopback HTTP, on both backends."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from adesync.config import load_settings
+from adesync.store.database import Database
+from adesync.store.tables import tokens
+from adesync.store.tables_sync import assignments, sync_runs
+from adesync.store.types import utcnow
+from adesync.sync.clients import client_factory
+from adesync.sync.profiles import ProfileService
+from adesync.sync.service import SyncService
+from tests.conftest import Home
+from tests.sim_fixtures import RunningSimulator, SimServer, sim_keypair, simulator
+from tests.sync.helpers import device_rows, insert_token
+
+__all__ = ["sim_keypair", "simulator"]
+
+PROFILE = {"profile_name": "Staff", "url": "https://mdm.example.com/enroll"}
+
+
+@pytest.fixture
+async def db(home: Home) -> Any:
+    database = Database(home.db_url)
+    yield database
+    await database.dispose()
+
+
+async def add(
+    db: Database, home: Home, simulator: RunningSimulator, server: SimServer, name: str
+) -> int:
+    return await insert_token(
+        db,
+        home.box,
+        name,
+        lease_owner=None,
+        credentials=server.credentials,
+        dep_url=simulator.base_url,
+    )
+
+
+async def no_wait(_seconds: float) -> None:
+    return None
+
+
+def service(db: Database, home: Home) -> SyncService:
+    """A sync service whose Apple client retries without pausing."""
+    settings = load_settings()
+    return SyncService(db, home.box, settings, make_client=client_factory(settings, sleep=no_wait))
+
+
+async def live_serials(db: Database, token_id: int) -> set[str]:
+    return {s for s, row in (await device_rows(db, token_id)).items() if not row.deleted}
+
+
+def sim_serials(simulator: RunningSimulator, server: SimServer) -> set[str]:
+    return set(simulator.admin.serials(server.uuid, 10_000))
+
+
+async def test_full_fetch_then_incremental_sync_mirrors_the_simulator(
+    db: Database, home: Home, simulator: RunningSimulator
+) -> None:
+    server = simulator.create_server("Main", devices=25)
+    other = simulator.create_server("Other", devices=3)
+    token_id = await add(db, home, simulator, server, "main")
+    sync = service(db, home)
+    first = await sync.sync_now(token_id, force=True)
+    assert (first.outcome, first.kind, first.added) == ("ok", "fetch", 25)
+    assert await live_serials(db, token_id) == sim_serials(simulator, server)
+
+    serials = sorted(sim_serials(simulator, server))
+    simulator.admin.add_devices(server.uuid, count=4)
+    simulator.admin.modify_devices(server.uuid, [{"serial_number": serials[0], "color": "RED"}])
+    simulator.admin.move_devices([serials[1]], other.uuid)
+    second = await sync.sync_now(token_id, force=True)
+    assert (second.outcome, second.kind) == ("ok", "sync")
+    assert (second.added, second.modified, second.deleted) == (4, 1, 1)
+    rows = await device_rows(db, token_id)
+    assert rows[serials[0]].color == "RED"
+    assert rows[serials[1]].deleted is True
+    assert await live_serials(db, token_id) == sim_serials(simulator, server)
+
+    # Nothing changed: a sync with no devices, and the cursor stays usable.
+    third = await sync.sync_now(token_id, force=True)
+    assert (third.outcome, third.added, third.modified, third.deleted) == ("ok", 0, 0, 0)
+
+
+async def test_a_move_reported_as_modified_counts_as_added(
+    db: Database, home: Home, simulator: RunningSimulator
+) -> None:
+    a = simulator.create_server("A", devices=5)
+    b = simulator.create_server("B", devices=2)
+    token_a = await add(db, home, simulator, a, "a")
+    token_b = await add(db, home, simulator, b, "b")
+    sync = service(db, home)
+    await sync.sync_now(token_a, force=True)
+    await sync.sync_now(token_b, force=True)
+    moved = sorted(sim_serials(simulator, a))[:2]
+    simulator.admin.move_devices(moved, b.uuid, op_type="modified")
+    report_b = await sync.sync_now(token_b, force=True)
+    assert (report_b.added, report_b.modified) == (2, 0)
+    report_a = await sync.sync_now(token_a, force=True)
+    assert report_a.deleted == 2
+    assert set(moved) <= await live_serials(db, token_b)
+    assert not set(moved) & await live_serials(db, token_a)
+
+
+@pytest.mark.parametrize("how", ["expired", "invalid"])
+async def test_a_bad_cursor_is_recovered_with_a_full_fetch(
+    db: Database, home: Home, simulator: RunningSimulator, how: str
+) -> None:
+    server = simulator.create_server("Main", devices=12)
+    token_id = await add(db, home, simulator, server, "main")
+    sync = service(db, home)
+    await sync.sync_now(token_id, force=True)
+    if how == "expired":
+        simulator.admin.expire_cursors(server.uuid)
+    else:
+        async with db.write() as session:
+            await session.execute(
+                update(tokens).where(tokens.c.id == token_id).values(cursor="bm90LWEtY3Vyc29y")
+            )
+    simulator.admin.add_devices(server.uuid, count=2)
+    report = await sync.sync_now(token_id, force=True)
+    assert (report.outcome, report.kind) == ("ok", "fetch")
+    async with db.read() as session:
+        recovered = (
+            await session.execute(
+                select(sync_runs.c.cursor_recovered).order_by(sync_runs.c.id.desc()).limit(1)
+            )
+        ).scalar_one()
+    assert recovered is True
+    assert await live_serials(db, token_id) == sim_serials(simulator, server)
+
+
+@pytest.mark.parametrize(
+    ("break_it", "code", "flag"),
+    [
+        ("terms", "terms_not_accepted", "terms_not_accepted"),
+        ("revoke", "token_rejected", "token_rejected"),
+        ("delete", "access_denied", "access_denied"),
+    ],
+)
+async def test_token_errors_are_recorded_and_set_flags(
+    db: Database, home: Home, simulator: RunningSimulator, break_it: str, code: str, flag: str
+) -> None:
+    server = simulator.create_server("Main", devices=3)
+    token_id = await add(db, home, simulator, server, "main")
+    sync = service(db, home)
+    await sync.sync_now(token_id, force=True)
+    if break_it == "terms":
+        simulator.admin.set_terms_pending(server.org_id)
+    elif break_it == "revoke":
+        simulator.admin.revoke(server.uuid)
+    else:
+        simulator.admin.delete_server(server.uuid)
+    simulator.admin.expire_sessions()
+    report = await sync.sync_now(token_id, force=True)
+    assert (report.outcome, report.error_code) == ("error", code)
+    async with db.read() as session:
+        row = (await session.execute(select(tokens).where(tokens.c.id == token_id))).one()
+    assert getattr(row, flag) is True
+    assert row.last_error_code == code and row.consecutive_failures == 1
+    assert row.next_sync_at is not None and row.lease_owner is None
+    # The devices synced before are kept.
+    assert len(await live_serials(db, token_id)) == 3
+    if break_it == "terms":
+        simulator.admin.set_terms_pending(server.org_id, pending=False)
+        ok, error = await sync.check(token_id)
+        assert (ok, error) == (True, None)
+        async with db.read() as session:
+            row = (await session.execute(select(tokens).where(tokens.c.id == token_id))).one()
+        assert row.terms_not_accepted is False
+
+
+async def test_a_failure_mid_run_keeps_the_pages_already_committed(
+    db: Database, home: Home, simulator: RunningSimulator
+) -> None:
+    server = simulator.create_server("Big", devices=2500)
+    token_id = await add(db, home, simulator, server, "big")
+    # The first page works, then Apple answers 500 for good.
+    simulator.admin.script("fetch_devices", (1, "success"), (99, "internal_server_error"))
+    sync = service(db, home)
+    report = await sync.sync_now(token_id, force=True)
+    assert (report.outcome, report.error_code) == ("error", "apple_unavailable")
+    kept = await live_serials(db, token_id)
+    assert 0 < len(kept) < 2500
+    simulator.admin.clear_faults()
+    report = await sync.sync_now(token_id, force=True)
+    assert report.outcome == "ok"
+    assert await live_serials(db, token_id) == sim_serials(simulator, server)
+
+
+async def test_manual_syncs_are_throttled_unless_forced(
+    db: Database, home: Home, simulator: RunningSimulator
+) -> None:
+    server = simulator.create_server("Main", devices=2)
+    token_id = await add(db, home, simulator, server, "main")
+    sync = service(db, home)
+    assert (await sync.sync_now(token_id)).outcome == "ok"
+    again = await sync.sync_now(token_id)
+    assert again.outcome == "skipped" and again.error_code == "manual_sync_throttled"
+    assert again.next_allowed_at is not None and again.next_allowed_at > utcnow()
+    assert (await sync.sync_now(token_id, force=True)).outcome == "ok"
+    full = await sync.sync_now(token_id, full=True, force=False)
+    assert full.outcome == "skipped"
+
+
+async def test_the_default_profile_is_assigned_and_failures_are_retried(
+    db: Database, home: Home, simulator: RunningSimulator
+) -> None:
+    server = simulator.create_server("Main", devices=10)
+    token_id = await add(db, home, simulator, server, "main")
+    sync = service(db, home)
+    serials = sorted(sim_serials(simulator, server))
+    await sync.sync_now(token_id, force=True)
+    simulator.admin.fail_serials(server.uuid, serials[:2], times=1)
+    simulator.admin.throttle_serials(server.uuid, serials[2:3], retry_after=120)
+    profiles = ProfileService(sync)
+    record, accepted = await profiles.define("main", dict(PROFILE), default=True)
+    assert accepted == 7
+    async with db.read() as session:
+        statuses = dict(
+            (await session.execute(select(assignments.c.serial_number, assignments.c.status))).all()
+        )
+        throttled_next = (
+            await session.execute(
+                select(assignments.c.next_attempt_at).where(
+                    assignments.c.serial_number == serials[2]
+                )
+            )
+        ).scalar_one()
+    assert statuses[serials[0]] == "FAILED" and statuses[serials[2]] == "THROTTLED"
+    assert throttled_next is not None and throttled_next > utcnow() + timedelta(seconds=100)
+    # New devices get the default profile during sync.
+    simulator.admin.add_devices(server.uuid, count=3)
+    report = await sync.sync_now(token_id, force=True)
+    assert report.assigned >= 3
+    rows = await device_rows(db, token_id)
+    assert all(
+        rows[s].profile_uuid == record.profile_uuid
+        for s in sim_serials(simulator, server)
+        if s not in serials[:3]
+    )
