@@ -529,7 +529,7 @@ async def _profiles_context(request: Request) -> dict[str, Any]:
 async def profiles_page(request: Request) -> Response:
     await signed_in(request)
     context = await _profiles_context(request)
-    context.update(values={"is_mdm_removable": True}, field_error=None, error=None)
+    context.update(values={}, field_error=None, error=None)
     return await render(request, "profiles.html", context, active="profiles")
 
 
@@ -544,7 +544,8 @@ async def define_profile(request: Request) -> Response:
         if value:
             definition[name] = value
     for name in PROFILE_BOOL_FIELDS:
-        definition[name] = form.get(name) == "on"
+        if form.get(name) == "on":
+            definition["is_mdm_removable" if name == "locked" else name] = name != "locked"
     skip = str(form.get("skip_setup_items") or "").replace(",", " ").split()
     if skip:
         definition["skip_setup_items"] = skip
