@@ -14,6 +14,8 @@ from adesync.commands import sync as sync_commands
 from adesync.commands import tokens as token_commands
 from adesync.commands.common import err
 from adesync.commands.demo import demo as demo_command
+from adesync.commands.diagnose import diagnose
+from adesync.commands.notify import notify_app
 from adesync.commands.serve import serve as serve_command
 from adesync.commands.simulate import simulate
 from adesync.errors import AdesyncError
@@ -58,6 +60,8 @@ app.add_typer(apikeys.apikeys_app, name="apikeys")
 app.command("serve")(serve_command)
 app.command("demo")(demo_command)
 app.command("simulate")(simulate)
+app.command("diagnose")(diagnose)
+app.add_typer(notify_app, name="notify")
 
 
 def run_cli(argv: list[str] | None = None) -> int:

@@ -6,16 +6,21 @@ here, in one place, so the wiring of the whole application can be read in one fi
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from adesync.store.database import Database
+
+if TYPE_CHECKING:
+    from adesync.notify.metrics import MetricsServer
 
 _installed = {"done": False}
 
 
-def start_metrics_server(db: Database, port: int) -> None:
-    """Serve Prometheus metrics on ``port`` (the health feature provides the collector)."""
-    from adesync.errors import AdesyncError
+def start_metrics_server(db: Database, port: int) -> MetricsServer:
+    """Serve Prometheus metrics on ``port`` (call it inside the running event loop)."""
+    from adesync.notify.metrics import start_metrics_server as start
 
-    raise AdesyncError("Metrics are not available in this build yet.")
+    return start(db, port)
 
 
 def install() -> None:
@@ -23,3 +28,37 @@ def install() -> None:
     if _installed["done"]:
         return
     _installed["done"] = True
+    _install_health_and_notify()
+
+
+def _install_health_and_notify() -> None:
+    """Health evaluates after each token's sync and every period; notify queues transitions
+    (in health's transaction), reminders and device events, delivers the outbox, counts runs."""
+    from adesync.health import jobs as health_jobs
+    from adesync.health.transitions import ON_TRANSITION
+    from adesync.notify import jobs as notify_jobs
+    from adesync.sync import hooks
+
+    hooks.AFTER_TOKEN_SYNC.append(health_jobs.evaluate_after_sync)
+    hooks.AFTER_TOKEN_SYNC.append(notify_jobs.count_run)
+    # In this order each period: evaluate, remind, then deliver what the two queued.
+    hooks.PERIODIC.append((health_jobs.PERIODIC_LEASE, health_jobs.evaluate_everything))
+    hooks.PERIODIC.append((notify_jobs.REMINDER_LEASE, notify_jobs.remind_job))
+    hooks.PERIODIC.append((notify_jobs.DELIVER_LEASE, notify_jobs.deliver_outbox))
+    hooks.ON_PAGE_COMMITTED.append(notify_jobs.enqueue_device_page)
+    ON_TRANSITION.append(notify_jobs.enqueue_transitions)
+    _json_logs()
+
+
+def _json_logs() -> None:
+    """With ADESYNC_LOG_JSON=true, adesync's logs become one JSON object per line."""
+    from adesync.config import load_settings
+    from adesync.errors import ConfigError
+    from adesync.notify.logs import configure_logging
+
+    try:
+        settings = load_settings()
+    except ConfigError:
+        return  # the command itself reports the bad setting
+    if settings.log_json:
+        configure_logging(settings.log_level, as_json=True)
