@@ -361,3 +361,8 @@ async def test_bodies_without_a_length_are_counted(web: Web) -> None:
         headers={**web.as_role(Role.ADMIN), "content-type": "application/json"},
     )
     assert_problem(answer, 413, "payload_too_large")
+
+
+async def test_metrics_are_mounted(web: Web) -> None:
+    answer = await web.client.get("/metrics")
+    assert answer.status_code == 200 and "text/plain" in answer.headers["content-type"]

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adesync import __version__
@@ -124,6 +125,17 @@ class BodyLimit:
         await self.app(scope, receive, send)
 
 
+class AsgiEndpoint:
+    """Wraps an ASGI callable so a Route serves it as an app (a bare function would be taken
+    for a request handler)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
 def is_api(request: Request) -> bool:
     return request.url.path.startswith(API_PREFIX)
 
@@ -201,8 +213,13 @@ def create_app(
             )
         return JSONResponse({"status": "ok"})
 
-    if metrics_app is not None:
-        app.mount("/metrics", metrics_app)
+    if metrics_app is None:
+        from adesync.notify.metrics import metrics_app as prometheus_app
+
+        # The database is opened by the lifespan, so the metrics app looks it up per request.
+        metrics_app = prometheus_app(lambda: app.state.web.db)
+    # A route, not a mount: Prometheus scrapes /metrics exactly (a mount redirects to /metrics/).
+    app.router.routes.append(Route("/metrics", AsgiEndpoint(metrics_app), include_in_schema=False))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
