@@ -67,7 +67,7 @@ def test_keypair_upload_download_add_renew_show_delete(
     (doc,) = _listing(capsys)
     assert set(doc) >= REQUIRED
     assert doc["expires_at"] == "2099-06-30T12:00:00Z"
-    assert doc["token_type"] == "asm" and doc["device_count"] is None
+    assert doc["token_type"] == "asm" and doc["device_count"] == 0
 
     # Renewal reuses the key pair: `keypair` hands out the same certificate again.
     again = invoke(capsys, "tokens", "keypair", "north")

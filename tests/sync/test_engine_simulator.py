@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select, update
 
 from adesync.config import load_settings
+from adesync.services.tokens import list_tokens
 from adesync.store.database import Database
 from adesync.store.tables import tokens
 from adesync.store.tables_sync import assignments, sync_runs
@@ -73,6 +74,9 @@ async def test_full_fetch_then_incremental_sync_mirrors_the_simulator(
     first = await sync.sync_now(token_id, force=True)
     assert (first.outcome, first.kind, first.added) == ("ok", "fetch", 25)
     assert await live_serials(db, token_id) == sim_serials(simulator, server)
+    listed = {doc["name"]: doc for doc in await list_tokens(db)}
+    assert listed["main"]["device_count"] == 25
+    assert listed["main"]["last_successful_sync_at"] is not None
 
     serials = sorted(sim_serials(simulator, server))
     simulator.admin.add_devices(server.uuid, count=4)

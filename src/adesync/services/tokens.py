@@ -173,7 +173,8 @@ class TokenStored:
 
 def token_document(row: TokenRow) -> TokenDocument:
     """A token as listings and the API show it (never a secret). Fields other features own
-    (state, sync times, device count, default profile) are null until they fill them."""
+    (state, sync times, default profile) are null until they fill them; ``device_count`` counts
+    live devices when the row was read with it (see ``token_repo.device_count_column``)."""
     return {
         "name": row["name"],
         "status": "installed" if row["oauth_credentials"] is not None else "waiting_for_p7m",
@@ -189,7 +190,7 @@ def token_document(row: TokenRow) -> TokenDocument:
         "last_sync_at": row["last_sync_at"],
         "last_successful_sync_at": row["last_successful_sync_at"],
         "last_error_code": row["last_error_code"],
-        "device_count": None,
+        "device_count": row.get("device_count"),
         "default_profile_uuid": row["default_profile_uuid"],
         "identity_verified_at": row["identity_verified_at"],
         "added_at": row["token_added_at"],

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adesync.store.tables import tokens
+from adesync.store.tables_sync import devices
 
 Slot = Literal["pending", "active"]
 
@@ -34,19 +35,30 @@ IDENTITY_COLUMNS: tuple[str, ...] = (
 )
 
 
+def device_count_column() -> Any:
+    """Live devices of the token in the same row (``device_count``), from the sync tables."""
+    return (
+        select(func.count())
+        .where(devices.c.token_id == tokens.c.id, devices.c.deleted.is_(False))
+        .scalar_subquery()
+        .label("device_count")
+    )
+
+
 async def get_token(
     session: AsyncSession, name: str, *, for_update: bool = False
 ) -> RowMapping | None:
-    """The row of token ``name``, or None; ``for_update`` locks it (on PostgreSQL)."""
-    query = select(tokens).where(tokens.c.name == name)
+    """The row of token ``name`` (with ``device_count``), or None; ``for_update`` locks it
+    (on PostgreSQL)."""
+    query = select(tokens, device_count_column()).where(tokens.c.name == name)
     if for_update:
-        query = query.with_for_update()
+        query = query.with_for_update(of=tokens)
     return (await session.execute(query)).mappings().one_or_none()
 
 
 async def list_tokens(session: AsyncSession, *, include_waiting: bool) -> Sequence[RowMapping]:
     """Rows holding credentials, by name; ``include_waiting`` adds key pairs without a token."""
-    query = select(tokens).order_by(tokens.c.name)
+    query = select(tokens, device_count_column()).order_by(tokens.c.name)
     if not include_waiting:
         query = query.where(tokens.c.oauth_credentials.is_not(None))
     return (await session.execute(query)).mappings().all()
