@@ -342,9 +342,12 @@ async def token_upload(request: Request, name: str) -> Response:
     form = await form_with_csrf(request)
     t = translator(request)
     upload = form.get("p7m")
-    if not isinstance(upload, UploadFile):
-        return _flash_redirect(request, f"/tokens/{name}", "error", t("token.upload_missing"))
-    data = await upload.read(MAX_TOKEN_FILE_BYTES + 1)
+    try:
+        if not isinstance(upload, UploadFile) or not upload.filename:
+            return _flash_redirect(request, f"/tokens/{name}", "error", t("token.upload_missing"))
+        data = await upload.read(MAX_TOKEN_FILE_BYTES + 1)
+    finally:
+        await form.close()
     force = form.get("force") == "on"
     try:
         stored = await actions.upload_p7m(
