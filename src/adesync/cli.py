@@ -79,6 +79,16 @@ def run_cli(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
+    except Exception as exc:  # a defect: still one line, the traceback only with --debug
+        if _debug["on"]:
+            traceback.print_exc()
+        err.print(
+            f"[bold red]unexpected error:[/bold red] {escape(type(exc).__name__)}: "
+            f"{escape(str(exc).splitlines()[0] if str(exc) else '')} "
+            "(run again with --debug for the traceback, and please report it)",
+            highlight=False,
+        )
+        return 1
     return 0
 
 
