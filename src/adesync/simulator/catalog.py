@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -273,8 +274,71 @@ class DeviceCatalog:
             self._admin_json,
         )
 
+    def render_span(
+        self,
+        start: int,
+        stop: int,
+        version: int,
+        changed: Collection[int],
+        special: Callable[[int], str | None],
+    ) -> list[str]:
+        """Baseline positions ``start..stop`` rendered for a fetch page, in order.
+
+        An index in ``changed`` (the device differs from its baseline) is handed to
+        ``special(index)``, which renders it or returns ``None`` to leave it out. Otherwise equal
+        to ``render`` position by position; inlined because this loop is the hot path.
+        """
+        out: list[str] = []
+        append = out.append
+        pairs, fragments = _PAIRS, _FRAGMENTS[_band(version)]
+        days, hours, minutes_seconds = _DAYS, _HOURS, _MINUTES_SECONDS
+        template, admin = _SPAN_TEMPLATE, self._admin_json
+        high = self.ordinal << _INDEX_BITS
+        check_key, mul_a, add_b, mul_c = self._check_key, self._mul_a, self._add_b, self._mul_c
+        attr_key, anchor, span = self._attr_key, self.anchor, self.span
+        count = self.count or 1
+        step = span // count or 1
+        for index in range(start, stop):
+            if changed and index in changed:
+                rendered = special(index)
+                if rendered is not None:
+                    append(rendered)
+                continue
+            value = high | index
+            x = (((((value * check_key) & _MASK64) >> 48) << 44 | value) * mul_a + add_b) & _MASK60
+            x ^= x >> 31
+            x = (x * mul_c) & _MASK60
+            mixed = ((index + 1) * attr_key) & _MASK64
+            assigned = anchor - span + (index * span) // count + (mixed & _MASK32) % step
+            day, seconds = divmod(assigned, 86400)
+            prefix = days.get(day)
+            if prefix is None:
+                prefix = format_time(day * 86400)[:11]
+            hour, rest = divmod(seconds, 3600)
+            append(
+                template
+                % (
+                    pairs[x >> 50],
+                    pairs[(x >> 40) & 1023],
+                    pairs[(x >> 30) & 1023],
+                    pairs[(x >> 20) & 1023],
+                    pairs[(x >> 10) & 1023],
+                    pairs[x & 1023],
+                    fragments[(mixed >> 40) % _KINDS],
+                    prefix,
+                    hours[hour],
+                    minutes_seconds[rest],
+                    admin,
+                )
+            )
+        return out
+
 
 _TEMPLATE = (
     '{"serial_number":"%s"%s,"profile_status":"empty","device_assigned_date":"%s",'
     '"device_assigned_by":%s}'
+)
+_SPAN_TEMPLATE = (
+    '{"serial_number":"%s%s%s%s%s%s"%s,"profile_status":"empty",'
+    '"device_assigned_date":"%s%s%s","device_assigned_by":%s}'
 )

@@ -162,6 +162,8 @@ class Server:
     certificate: x509.Certificate | None = None
     deleted: bool = False
     overlay: dict[str, DeviceEntry] = field(default_factory=dict)
+    # Baseline indices with an overlay entry, so a fetch page need not look serials up.
+    baseline_changed: set[int] = field(default_factory=set)
     roster_extra: list[str] = field(default_factory=list)
     roster_seq: list[int] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
@@ -215,6 +217,7 @@ class Server:
             return None
         entry = DeviceEntry(self.catalog.record(index, serial), True, index)
         self.overlay[serial] = entry
+        self.baseline_changed.add(index)
         return entry
 
     # -- changing ---------------------------------------------------------------------------
@@ -230,6 +233,9 @@ class Server:
         self.roster_seq.append(self.last_sequence)
         position = self.baseline_count + len(self.roster_extra) - 1
         self.overlay[serial] = DeviceEntry(record, True, position)
+        index = self.catalog.index_of(serial)
+        if index is not None:
+            self.baseline_changed.add(index)
         self.present_count += 1
 
     def remove(self, serial: str, now: int) -> dict[str, Any]:

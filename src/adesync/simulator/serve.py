@@ -41,7 +41,9 @@ def _config(sim: Simulator, log_level: str) -> uvicorn.Config:
 def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket; ``OSError`` when the address is taken or not local."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto must say TCP: asyncio only disables Nagle (TCP_NODELAY) on accepted sockets whose
+    # proto is IPPROTO_TCP, and with Nagle on, every keep-alive answer waits ~40 ms for an ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

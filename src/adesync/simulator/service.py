@@ -412,19 +412,29 @@ class AppleService:
         devices: list[str] = []
         catalog, overlay, extra = server.catalog, server.overlay, server.roster_extra
         baseline = catalog.count
-        serial_of, render = catalog.serial, catalog.render
+
+        def changed(serial: str, at: int) -> str | None:
+            entry = overlay[serial]
+            if entry.present and entry.roster_pos == at:
+                return json.dumps(render_record(entry.record, version))
+            return None
+
+        def changed_baseline(index: int) -> str | None:
+            return changed(catalog.serial(index), index)
+
         while position < end and len(devices) < limit:
             if position < baseline:
-                serial = serial_of(position)
-                entry = overlay.get(serial)
-                if entry is None:
-                    devices.append(render(position, version, serial))
-                    position += 1
-                    continue
-            else:
-                entry = overlay.get(extra[position - baseline])
-            if entry is not None and entry.present and entry.roster_pos == position:
-                devices.append(json.dumps(render_record(entry.record, version)))
+                stop = min(end, baseline, position + limit - len(devices))
+                devices += catalog.render_span(
+                    position, stop, version, server.baseline_changed, changed_baseline
+                )
+                position = stop
+                continue
+            serial = extra[position - baseline]
+            if serial in overlay:
+                rendered = changed(serial, position)
+                if rendered is not None:
+                    devices.append(rendered)
             position += 1
         next_cursor = Cursor("fetch", server.ordinal, position, sequence, int(now * 1000))
         return self._page(devices, next_cursor, position < end, now)
