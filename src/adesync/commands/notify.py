@@ -12,7 +12,7 @@ from rich.table import Table
 from adesync.commands.common import iso, out, print_json, run
 from adesync.errors import AdesyncError
 from adesync.notify.deliver import Delivered, deliver_due
-from adesync.notify.events import dumps, email_text, test_event
+from adesync.notify.events import dumps, email_text, ping_event
 from adesync.notify.outbox import Queued, enqueue, outbox_summary, recent_items, retry_failed
 from adesync.notify.settings import FILE_NAME, load_notify_settings
 from adesync.runtime import open_runtime
@@ -116,7 +116,7 @@ def send_test() -> None:
                 f"ADESYNC_SMTP_HOST (or {FILE_NAME})."
             )
         now = utcnow()
-        document = test_event(now, settings.lang)
+        document = ping_event(now, settings.lang)
         key = f"test:{uuid.uuid4()}"
         items = []
         if "webhook" in channels:

@@ -22,8 +22,8 @@ __all__ = [
     "device_event",
     "dumps",
     "email_text",
+    "ping_event",
     "reminder_event",
-    "test_event",
     "transition_event",
 ]
 
@@ -152,7 +152,7 @@ def device_event(
     }
 
 
-def test_event(now: datetime, lang: str) -> dict[str, Any]:
+def ping_event(now: datetime, lang: str) -> dict[str, Any]:
     return {
         "event": "test",
         "id": str(uuid.uuid4()),

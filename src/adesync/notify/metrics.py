@@ -239,7 +239,8 @@ def record_apple_answer(code: str) -> None:
     APPLE_CALLS.labels(code).inc()
 
 
-_counted_runs: dict[int, int] = {}
+# The newest run counted per (database, token), so a check after a sync counts nothing twice.
+_counted_runs: dict[tuple[str, int], int] = {}
 
 
 async def count_sync_run(db: Database, token_id: int) -> None:
@@ -254,9 +255,10 @@ async def count_sync_run(db: Database, token_id: int) -> None:
                 .limit(1)
             )
         ).first()
-    if row is None or _counted_runs.get(token_id) == row.id:
+    key = (db.url.render_as_string(hide_password=True), token_id)
+    if row is None or _counted_runs.get(key) == row.id:
         return
-    _counted_runs[token_id] = row.id
+    _counted_runs[key] = row.id
     SYNC_RUNS.labels(row.outcome).inc()
     if row.error_code != "lease_lost":
         record_apple_answer(row.error_code or "ok")
