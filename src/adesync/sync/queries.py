@@ -9,24 +9,12 @@ from sqlalchemy import Select, and_, select
 from sqlalchemy.engine import Row
 
 from adesync.store.database import Database
+from adesync.store.sync_repo import APPLE_DEVICE_FIELDS
 from adesync.store.tables import tokens
 from adesync.store.tables_sync import assignments, device_history, devices, sync_runs
 
-DEVICE_FIELDS = (
-    "serial_number",
-    "model",
-    "description",
-    "color",
-    "asset_tag",
-    "os",
-    "device_family",
-    "profile_status",
-    "profile_uuid",
-    "profile_assign_time",
-    "profile_push_time",
-    "device_assigned_date",
-    "device_assigned_by",
-)
+# Apple's fields, as listings show them.
+DEVICE_FIELDS = ("serial_number", *APPLE_DEVICE_FIELDS)
 
 
 @dataclass
