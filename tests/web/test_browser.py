@@ -4,18 +4,15 @@ token, renew it by uploading a new .p7m, see the alert clear, switch to zh-CN, u
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from adesync.config import Settings
-from adesync.simulator import Simulator, run_in_thread
+from adesync.simulator import Simulator
+from tests.web.live import live_server
 
 pytestmark = pytest.mark.browser
 
@@ -74,34 +71,8 @@ async def _seed(settings: Settings, sim: Simulator, apple_url: str) -> str:
 
 @pytest.fixture
 def console(tmp_path: Path) -> Iterator[Console]:
-    from adesync.web.app import create_app
-
-    settings = Settings(home=tmp_path / "home")
-    sim = Simulator(devices=6, seed=5)
-    apple_url, stop_sim = run_in_thread(sim)
-    # Seed on a thread of its own: the test process may already run an event loop.
-    result: list[str] = []
-    seeding = threading.Thread(
-        target=lambda: result.append(asyncio.run(_seed(settings, sim, apple_url)))
-    )
-    seeding.start()
-    seeding.join()
-    broken = result[0]
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    ready = threading.Event()
-    while not server.started and thread.is_alive():
-        ready.wait(0.01)
-    try:
-        yield Console(f"http://127.0.0.1:{sock.getsockname()[1]}", sim, broken, tmp_path)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-        stop_sim()
+    with live_server(tmp_path / "home", _seed) as live:
+        yield Console(live.url, live.sim, live.seeded, tmp_path)
 
 
 @pytest.fixture
