@@ -336,3 +336,27 @@ def test_wrong_method_and_unknown_path(simulator: RunningSimulator, server: SimS
     wrong = client.get("/server/devices")
     assert (wrong.status_code, wrong.text) == (405, "")
     _error(client.get("/nowhere"), 404, "NOT_FOUND")
+
+
+def test_activation_lock(simulator: RunningSimulator) -> None:
+    server = simulator.create_server(devices=80)
+    devices = simulator.admin.devices(server.uuid, 0, 80)
+    phone = next(d["serial_number"] for d in devices if d["device_family"] == "iPhone")
+    tv = next(d["serial_number"] for d in devices if d["device_family"] == "AppleTV")
+    client = simulator.apple(server)
+
+    def lock(serial: str, **extra: str) -> httpx.Response:
+        return client.post("/device/activationlock", json={"device": serial, **extra})
+
+    escrow = "ab" * 32
+    assert lock(phone, escrow_key=escrow, lost_message="Call IT").json() == {
+        "serial_number": phone,
+        "response_status": "SUCCESS",
+    }
+    assert lock(phone).json()["response_status"] == "DEVICE_ALREADY_LOCKED"
+    assert lock(tv).json()["response_status"] == "DEVICE_NOT_SUPPORTED"
+    assert lock("NOTMINE").json()["response_status"] == "NOT_ACCESSIBLE"
+    _error(lock(phone, escrow_key="short"), 400, "MALFORMED_REQUEST_BODY")
+    _error(client.post("/device/activationlock", json={}), 400, "MALFORMED_REQUEST_BODY")
+    old = simulator.apple(server, version=1)
+    _error(old.post("/device/activationlock", json={"device": phone}), 404, "NOT_FOUND")

@@ -118,3 +118,15 @@ def test_a_missing_scenario_file(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError) as error:
         load_scenario(tmp_path / "nope.json")
     assert error.value.message.startswith("Cannot read the scenario file")
+
+
+def test_the_documented_scenario_applies(tmp_path: Path, sim_keypair: SimKeyPair) -> None:
+    docs = (Path(__file__).parents[2] / "docs" / "simulator.md").read_text()
+    block = docs.split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "scenario.toml").write_text(block)
+    (tmp_path / "acme.pem").write_text(sim_keypair.certificate_pem)
+    data = load_scenario(tmp_path / "scenario.toml")
+    sim = Simulator(devices=data["devices"], seed=data["seed"])
+    made = apply_scenario(sim, data, tmp_path)
+    assert made[0]["p7m"] == str(tmp_path / "acme.p7m") and (tmp_path / "acme.p7m").exists()
+    assert sim.describe()["servers"][1]["token"]["state"] == "revoked"
