@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from adesync.web.api.accounts import router as accounts_router
 from adesync.web.api.audit import router as audit_router
 from adesync.web.api.devices import router as devices_router
+from adesync.web.api.enrollment import router as enrollment_router
 from adesync.web.api.health import router as health_router
 from adesync.web.api.profiles import router as profiles_router
 from adesync.web.api.runs import router as runs_router
@@ -23,5 +24,6 @@ for router in (
     runs_router,
     audit_router,
     accounts_router,
+    enrollment_router,
 ):
     api_router.include_router(router)

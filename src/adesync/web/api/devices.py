@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from adesync.errors import NotFoundError
 from adesync.sync.queries import DeviceFilter, device_assignment, device_timeline, list_devices
-from adesync.web.api.common import ERRORS, jsonable
+from adesync.web.api.common import ERRORS, json_response, jsonable
 from adesync.web.auth import Principal, require
 from adesync.web.roles import Role
 from adesync.web.state import web_state
@@ -54,7 +54,7 @@ async def devices(
     )
     more = len(found) > limit
     found = found[:limit]
-    return {"items": jsonable(found), "next": found[-1]["id"] if more and found else None}
+    return json_response({"items": found, "next": found[-1]["id"] if more and found else None})
 
 
 async def one_device(request: Request, token: str, serial: str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from adesync.services import tokens as token_service
 from adesync.store.types import utcnow
 from adesync.tokens import MAX_TOKEN_FILE_BYTES
 from adesync.web import actions
-from adesync.web.api.common import ERRORS, client_address, jsonable
+from adesync.web.api.common import ERRORS, client_address, json_response, jsonable
 from adesync.web.auth import Principal, require
 from adesync.web.problems import Problem
 from adesync.web.roles import Role
@@ -98,7 +98,7 @@ async def list_tokens(
     items, next_after = await page_of_tokens(
         web_state(request).db, limit=limit, after=after, include_waiting=all, state=state
     )
-    return {"items": jsonable(items), "next": next_after}
+    return json_response({"items": items, "next": next_after})
 
 
 @router.post("/tokens", status_code=201, response_model=TokenCreated, summary="Create a token")
