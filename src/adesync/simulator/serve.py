@@ -25,7 +25,9 @@ class _QuietDrops(logging.Filter):
 
 
 def _config(sim: Simulator, log_level: str) -> uvicorn.Config:
-    logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _QuietDrops) for f in logger.filters):
+        logger.addFilter(_QuietDrops())
     # The simulator writes its own Date header (its clock may be offset on purpose).
     return uvicorn.Config(
         create_app(sim),

@@ -126,7 +126,7 @@ def _parse_expiry(value: datetime | str | None, now: float) -> int:
 def _serial_list(serials: Any) -> list[str]:
     if not isinstance(serials, list) or not serials or not all(isinstance(s, str) for s in serials):
         raise AdminError("serials must be a non-empty list of serial numbers.")
-    return serials
+    return list(dict.fromkeys(serials))  # each serial once, in the order given
 
 
 class Simulator:
@@ -473,6 +473,8 @@ class Simulator:
             if op_type not in ("added", "modified"):
                 raise AdminError("op_type must be added or modified.")
             target = self.server(to_server)
+            if target.deleted:
+                raise AdminError("Devices cannot move to a deleted MDM server.", 409)
             source = None if from_server is None else self.server(from_server)
             moves: list[tuple[Server, str]] = []
             for serial in serials:
