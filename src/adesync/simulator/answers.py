@@ -78,7 +78,9 @@ def json_response(document: Any, now: float, headers: Mapping[str, str] | None =
     return raw_json_response(json.dumps(document, separators=(",", ":")), now, headers)
 
 
-def raw_json_response(body: str, now: float, headers: Mapping[str, str] | None = None) -> Response:
+def raw_json_response(
+    body: str | bytes, now: float, headers: Mapping[str, str] | None = None
+) -> Response:
     response = Response(body, status_code=200, headers={"Date": http_date(now), **(headers or {})})
     response.headers["content-type"] = JSON_TYPE
     return response

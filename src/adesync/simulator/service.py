@@ -382,17 +382,13 @@ class AppleService:
         return cursor
 
     def _page(self, devices: list[str], cursor: Cursor, more: bool, now: float) -> Response:
-        body = (
-            '{"devices":['
-            + ",".join(devices)
-            + '],"cursor":"'
-            + self.sim.cursors.encode(cursor)
-            + '","more_to_follow":'
-            + ("true" if more else "false")
-            + ',"fetched_until":"'
-            + format_time(int(now))
-            + '"}'
+        # One join and one encode: a page is ~300 kB and every extra copy shows in the bench.
+        tail = (
+            f'],"cursor":"{self.sim.cursors.encode(cursor)}",'
+            f'"more_to_follow":{"true" if more else "false"},'
+            f'"fetched_until":"{format_time(int(now))}"}}'
         )
+        body = ",".join(devices).join(('{"devices":[', tail)).encode()
         return raw_json_response(body, now)
 
     def fetch_devices(self, call: Call) -> Response:
