@@ -4,6 +4,7 @@ flash messages, and redirects that only ever go to a local path."""
 from __future__ import annotations
 
 import json
+import math
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
@@ -95,8 +96,12 @@ def redirect(request: Request, path: str) -> RedirectResponse:
 def days_left(value: datetime | None) -> int | None:
     if value is None:
         return None
+    # Whole days the admin has left (4.2 days left is "5 days left"); an expired token shows
+    # how many whole days ago, at least one.
     seconds = (value - datetime.now(UTC)).total_seconds()
-    return int(seconds // 86400)
+    if seconds > 0:
+        return math.ceil(seconds / 86400)
+    return -max(1, int(-seconds // 86400))
 
 
 async def render(
