@@ -57,6 +57,7 @@ def test_simulate_serves_and_writes_a_token_file(tmp_path: Path, sim_keypair: Si
         (["--p7m-out", "x.p7m"], "--certificate and --p7m-out need --server NAME."),
         (["--server", "a", "--p7m-out", "x.p7m"], "--p7m-out needs --certificate"),
         (["--port", "70000"], "--port 70000 is not a TCP port."),
+        (["--log-level", "loud"], "--log-level must be one of: critical,"),
         (["--devices", "-5"], "--devices: devices must be between 0 and"),
         (["--scenario", "/nonexistent/s.toml"], "Cannot read the scenario file"),
         (["--server", "a", "--certificate", "/nonexistent/c.pem"], "Cannot read the certificate"),

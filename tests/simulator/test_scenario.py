@@ -104,6 +104,7 @@ def test_bad_scenario_files_are_one_clear_error(tmp_path: Path, content: str, me
         ({"faults": {"scripts": {"session": [{"response": "teapot"}]}}}, "Scenario faults:"),
         ({"settings": {"session_idle_seconds": "long"}}, "Scenario settings:"),
         ({"orgs": [{"name": "A", "org_type": "school"}]}, "Scenario org 1:"),
+        ({"servers": [{"name": "x", "throttle_serials": {"first": "two"}}]}, "Scenario server 1:"),
     ],
 )
 def test_scenarios_that_cannot_be_applied(

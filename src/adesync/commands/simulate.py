@@ -12,6 +12,7 @@ from adesync.errors import AdesyncError, ConfigError
 __all__ = ["simulate"]
 
 DEFAULT_DEVICES = 1000
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
 def _instructions(base_url: str, made: list[dict[str, Any]], devices: int) -> str:
@@ -70,6 +71,8 @@ def simulate(
         raise ConfigError("--certificate and --p7m-out need --server NAME.")
     if p7m_out is not None and certificate is None:
         raise ConfigError("--p7m-out needs --certificate, the certificate to encrypt the token to.")
+    if log_level not in LOG_LEVELS:
+        raise ConfigError(f"--log-level must be one of: {', '.join(LOG_LEVELS)}.")
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port {port} is not a TCP port.")
     data = load_scenario(scenario) if scenario is not None else {}

@@ -186,6 +186,6 @@ def apply_scenario(sim: Simulator, scenario: dict[str, Any], base: Path) -> list
             created.append(_server(sim, spec, None, base))
     except AdminError as error:
         raise ScenarioError(f"Scenario {where}: {error.message.rstrip('.')}.") from None
-    except TypeError as error:
+    except (TypeError, ValueError) as error:
         raise ScenarioError(f"Scenario {where}: a value has the wrong type ({error}).") from None
     return created

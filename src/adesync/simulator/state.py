@@ -113,6 +113,8 @@ class TokenDownload:
 def _parse_expiry(value: datetime | str | None, now: float) -> int:
     if value is None:
         return int(now) + TOKEN_LIFETIME
+    if not isinstance(value, str | datetime):
+        raise AdminError("token_expiry must be an ISO 8601 date-time.")
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value.replace("Z", "+00:00"))
