@@ -51,9 +51,7 @@ async def prepare(home: Path) -> tuple[str, str]:
     async with open_runtime(settings) as rt:
         sealed = rt.box.seal_text('{"bench": true}')
         _, key = await accounts.create_api_key(rt.db, "bench", Role.VIEWER, actor="bench")
-        await accounts.add_user(
-            rt.db, "bench", Role.VIEWER, actor="bench", password=BENCH_PASSWORD
-        )
+        await accounts.add_user(rt.db, "bench", Role.VIEWER, actor="bench", password=BENCH_PASSWORD)
     return key, sealed.hex()
 
 
