@@ -53,6 +53,25 @@ async def device_counts(db: Database, token_ids: list[int]) -> dict[int, int]:
         return {int(tid): int(n) for tid, n in await session.execute(query)}
 
 
+# Large columns a listing never shows: read as "is it there" flags instead of their bytes.
+_PRESENCE_ONLY = ("oauth_credentials", "pending_private_key", "active_private_key")
+_SKIPPED = {*_PRESENCE_ONLY, "pending_certificates", "active_certificates", "last_error_body"}
+
+
+def _listing_columns() -> list[Any]:
+    columns: list[Any] = [c for c in tokens.columns if c.name not in _SKIPPED]
+    columns += [tokens.c[name].is_not(None).label(f"has_{name}") for name in _PRESENCE_ONLY]
+    return columns
+
+
+def _listing_row(row: Any) -> dict[str, Any]:
+    """The row as ``token_document`` reads it (a present secret shows as empty bytes)."""
+    mapping = dict(row)
+    for name in _PRESENCE_ONLY:
+        mapping[name] = b"" if mapping.pop(f"has_{name}") else None
+    return mapping
+
+
 async def page_of_tokens(
     db: Database,
     *,
@@ -63,7 +82,7 @@ async def page_of_tokens(
 ) -> tuple[list[dict[str, Any]], str | None]:
     """One page of tokens by name (keyset), each as ``token_document`` plus its device count,
     organisation and the reason fields the console shows; and the name to continue after."""
-    query = select(tokens).order_by(tokens.c.name).limit(limit + 1)
+    query = select(*_listing_columns()).order_by(tokens.c.name).limit(limit + 1)
     if not include_waiting:
         query = query.where(tokens.c.oauth_credentials.is_not(None))
     if after is not None:
@@ -71,7 +90,7 @@ async def page_of_tokens(
     if state is not None:
         query = query.where(tokens.c.state == state)
     async with db.read() as session:
-        rows = (await session.execute(query)).mappings().all()
+        rows = [_listing_row(row) for row in (await session.execute(query)).mappings().all()]
     more = len(rows) > limit
     rows = rows[:limit]
     counts = await device_counts(db, [int(row["id"]) for row in rows])
