@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from adesync.services import tokens as token_service
 from adesync.store.database import Database
 from adesync.store.tables import tokens
-from adesync.store.tables_sync import devices
+from adesync.web.counts import CountCache, device_counts
 from adesync.web.state import WebState, web_state
 
 __all__ = ["device_counts", "page_of_tokens", "sync_service"]
@@ -38,19 +38,6 @@ def profile_service(state: WebState) -> Any:
 
 def request_state(request: Request) -> WebState:
     return web_state(request)
-
-
-async def device_counts(db: Database, token_ids: list[int]) -> dict[int, int]:
-    """Live devices per token."""
-    if not token_ids:
-        return {}
-    query = (
-        select(devices.c.token_id, func.count())
-        .where(devices.c.token_id.in_(token_ids), devices.c.deleted.is_(False))
-        .group_by(devices.c.token_id)
-    )
-    async with db.read() as session:
-        return {int(tid): int(n) for tid, n in await session.execute(query)}
 
 
 # Large columns a listing never shows: read as "is it there" flags instead of their bytes.
@@ -79,9 +66,11 @@ async def page_of_tokens(
     after: str | None = None,
     include_waiting: bool = False,
     state: str | None = None,
+    count_cache: CountCache | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """One page of tokens by name (keyset), each as ``token_document`` plus its device count,
-    organisation and the reason fields the console shows; and the name to continue after."""
+    organisation and the reason fields the console shows; and the name to continue after.
+    With ``count_cache``, device counts up to COUNT_TTL seconds old are reused."""
     query = select(*_listing_columns()).order_by(tokens.c.name).limit(limit + 1)
     if not include_waiting:
         query = query.where(tokens.c.oauth_credentials.is_not(None))
@@ -93,7 +82,10 @@ async def page_of_tokens(
         rows = [_listing_row(row) for row in (await session.execute(query)).mappings().all()]
     more = len(rows) > limit
     rows = rows[:limit]
-    counts = await device_counts(db, [int(row["id"]) for row in rows])
+    ids = [int(row["id"]) for row in rows]
+    counts = await (
+        count_cache.counts(db, ids) if count_cache is not None else device_counts(db, ids)
+    )
     documents = []
     for row in rows:
         document = token_service.token_document(row)

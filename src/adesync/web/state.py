@@ -10,6 +10,7 @@ from fastapi import Request
 from adesync.config import Settings
 from adesync.store.database import Database
 from adesync.store.secrets import SecretBox
+from adesync.web.counts import CountCache
 from adesync.web.i18n import Catalogues
 from adesync.web.ratelimit import LoginLimiter
 from adesync.web.sessions import CookieSigner
@@ -30,6 +31,8 @@ class WebState:
     key_touched: dict[int, float] = field(default_factory=dict)
     # The process's SyncService (adesync.sync.service), created on first use.
     sync: Any = None
+    # Device counts of the token list, reused for a few seconds.
+    counts: CountCache = field(default_factory=lambda: CountCache())
 
 
 def web_state(request: Request) -> WebState:

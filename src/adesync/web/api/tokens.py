@@ -95,8 +95,14 @@ async def list_tokens(
     state: Annotated[Literal["healthy", "warning", "error"] | None, Query()] = None,
 ) -> Any:
     """Tokens by name with state, expiry, last sync and device count (keyset pages)."""
+    web = web_state(request)
     items, next_after = await page_of_tokens(
-        web_state(request).db, limit=limit, after=after, include_waiting=all, state=state
+        web.db,
+        limit=limit,
+        after=after,
+        include_waiting=all,
+        state=state,
+        count_cache=web.counts,
     )
     return json_response({"items": items, "next": next_after})
 

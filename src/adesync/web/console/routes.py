@@ -188,8 +188,9 @@ async def set_language(request: Request) -> Response:
 async def tokens_page(request: Request, after: str | None = None) -> Response:
     await signed_in(request)
     t = translator(request)
+    state = web_state(request)
     items, next_after = await page_of_tokens(
-        web_state(request).db, limit=PAGE_SIZE, after=after, include_waiting=True
+        state.db, limit=PAGE_SIZE, after=after, include_waiting=True, count_cache=state.counts
     )
     bars = [
         ExpiryBar(item["name"], days_left(item["expires_at"]))
