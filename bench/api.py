@@ -207,6 +207,7 @@ async def main() -> None:
     parser.add_argument("--tokens", type=int, default=2000)
     parser.add_argument("--devices", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=400, help="per measurement")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="serve processes")
     args = parser.parse_args()
     random.seed(1)
     with tempfile.TemporaryDirectory(prefix="adesync-bench-") as folder:
@@ -220,7 +221,17 @@ async def main() -> None:
         env = {**os.environ, "ADESYNC_HOME": str(home), "ADESYNC_LOG_LEVEL": "WARNING"}
         env.pop("ADESYNC_DATABASE_URL", None)
         server = subprocess.Popen(
-            [sys.executable, "-m", "adesync.cli", "serve", "--no-scheduler", "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "adesync.cli",
+                "serve",
+                "--no-scheduler",
+                "--port",
+                str(port),
+                "--workers",
+                str(args.workers),
+            ],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -264,6 +275,8 @@ async def main() -> None:
                 "tokens": args.tokens,
                 "devices": args.devices,
                 "clients": CLIENTS,
+                "serve_workers": args.workers,
+                "cpus": os.cpu_count(),
                 "target_p95_ms": TARGET_MS,
                 "seed_seconds": round(seed_seconds, 1),
                 "results": results,

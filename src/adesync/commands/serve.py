@@ -16,6 +16,9 @@ def serve(
     no_scheduler: bool = typer.Option(
         False, "--no-scheduler", help="Serve only; leave syncing to `adesync worker`."
     ),
+    workers: int = typer.Option(
+        1, "--workers", min=1, max=64, help="Server processes sharing the port."
+    ),
 ) -> None:
     """Serve the API (/api/v1), the console (/login) and the in-process scheduler."""
     from adesync.web.app import create_app
@@ -30,7 +33,15 @@ def serve(
             pass
 
     run(check())  # one clear error (no database, wrong key) before the server starts
+    out.print(f"adesync console at http://{host}:{port}/login (API: /api/v1)", highlight=False)
+    if workers > 1:
+        import os
+
+        from adesync.web.runner import WORKER_SCHEDULER_ENV, serve_workers
+
+        os.environ[WORKER_SCHEDULER_ENV] = "0" if no_scheduler else str(concurrency)
+        serve_workers(host, port, workers, settings.log_level.lower())
+        return
     hooks = [] if no_scheduler else [scheduler_hook(concurrency)]
     app = create_app(settings, on_start=hooks)
-    out.print(f"adesync console at http://{host}:{port}/login (API: /api/v1)", highlight=False)
     serve_app(app, host, port, settings.log_level.lower())

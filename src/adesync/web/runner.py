@@ -42,3 +42,35 @@ def scheduler_hook(concurrency: int = 4) -> Hook:
 def serve_app(app: FastAPI, host: str, port: int, log_level: str = "info") -> None:
     """Serve ``app`` until Ctrl-C or SIGTERM."""
     uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=True)
+
+
+# How ``serve --workers N`` tells each worker process what ``app_from_environment`` builds.
+WORKER_SCHEDULER_ENV = "ADESYNC_SERVE_SCHEDULER_CONCURRENCY"
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one ``serve --workers N`` process, from the ADESYNC_* settings; each process
+    runs a scheduler too unless ``--no-scheduler`` (leases keep them from syncing a token twice)."""
+    import os
+
+    from adesync.config import load_settings
+    from adesync.web.app import create_app
+    from adesync.wiring import install
+
+    install()
+    concurrency = int(os.environ.get(WORKER_SCHEDULER_ENV, "0"))
+    hooks = [scheduler_hook(concurrency)] if concurrency > 0 else []
+    return create_app(load_settings(), on_start=hooks)
+
+
+def serve_workers(host: str, port: int, workers: int, log_level: str = "info") -> None:
+    """Serve with ``workers`` processes sharing the port."""
+    uvicorn.run(
+        "adesync.web.runner:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        proxy_headers=True,
+    )
