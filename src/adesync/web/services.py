@@ -40,13 +40,44 @@ def request_state(request: Request) -> WebState:
     return web_state(request)
 
 
-# Large columns a listing never shows: read as "is it there" flags instead of their bytes.
-_PRESENCE_ONLY = ("oauth_credentials", "pending_private_key", "active_private_key")
-_SKIPPED = {*_PRESENCE_ONLY, "pending_certificates", "active_certificates", "last_error_body"}
+# What a listing shows (token_document and extra_fields); secrets are read as "is it there"
+# flags instead of their bytes, and columns nobody shows are not read at all.
+_PRESENCE_ONLY = ("oauth_credentials", "pending_private_key")
+_SHOWN = (
+    "id",
+    "name",
+    "state",
+    "state_reason",
+    "token_type",
+    "access_token_expiry",
+    "org_name",
+    "server_name",
+    "server_uuid",
+    "admin_id",
+    "dep_url",
+    "last_sync_at",
+    "last_successful_sync_at",
+    "last_error_code",
+    "default_profile_uuid",
+    "identity_verified_at",
+    "token_added_at",
+    "token_renewed_at",
+    "state_changed_at",
+    "last_error_at",
+    "last_error_status",
+    "consecutive_failures",
+    "failing_since",
+    "throttled_until",
+    "terms_not_accepted",
+    "token_rejected",
+    "access_denied",
+    "next_sync_at",
+    "last_manual_sync_at",
+)
 
 
 def _listing_columns() -> list[Any]:
-    columns: list[Any] = [c for c in tokens.columns if c.name not in _SKIPPED]
+    columns: list[Any] = [tokens.c[name] for name in _SHOWN]
     columns += [tokens.c[name].is_not(None).label(f"has_{name}") for name in _PRESENCE_ONLY]
     return columns
 

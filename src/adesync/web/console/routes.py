@@ -35,6 +35,7 @@ from adesync.web.console.render import (
     render,
     translator,
 )
+from adesync.web.console.views import token_rows
 from adesync.web.health_view import health_report
 from adesync.web.i18n import LANGUAGES
 from adesync.web.roles import Role
@@ -203,7 +204,11 @@ async def tokens_page(request: Request, after: str | None = None) -> Response:
     return await render(
         request,
         "tokens.html",
-        {"tokens": items, "next_after": next_after, "chart": chart if bars else None},
+        {
+            "rows": token_rows(items, t, days_left),
+            "next_after": next_after,
+            "chart": chart if bars else None,
+        },
         active="tokens",
     )
 
