@@ -28,7 +28,20 @@ def install() -> None:
     if _installed["done"]:
         return
     _installed["done"] = True
+    _install_enrollment()
     _install_health_and_notify()
+
+
+def _install_enrollment() -> None:
+    """Each committed page re-derives its devices' enrollment state (a device that syncs after
+    its MDM events takes them over); each period, before health evaluates, time-based states
+    are caught up and the enrollment URLs that are due are probed."""
+    from adesync.enrollment import jobs as enrollment_jobs
+    from adesync.sync import hooks
+
+    hooks.ON_PAGE_COMMITTED.append(enrollment_jobs.refresh_after_page)
+    hooks.PERIODIC.append((enrollment_jobs.REFRESH_LEASE, enrollment_jobs.refresh_job))
+    hooks.PERIODIC.append((enrollment_jobs.PROBE_LEASE, enrollment_jobs.probe_job))
 
 
 def _install_health_and_notify() -> None:

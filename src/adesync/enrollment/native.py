@@ -23,8 +23,9 @@ _KINDS = ", ".join(kind.value for kind in EventKind)
 
 
 def _say(where: str, text: str) -> InvalidEnrollmentData:
-    """One sentence: ``where`` (``"Line 4: "``) and the problem, or the problem capitalised."""
-    return InvalidEnrollmentData(f"{where}{text}" if where else text[:1].upper() + text[1:])
+    """One sentence: ``where`` (``"Line 4: "``) and the problem, which names the field first
+    (in the field's own spelling) or is a sentence of its own."""
+    return InvalidEnrollmentData(f"{where}{text}")
 
 
 def parse_time(value: object, *, where: str = "") -> datetime:
@@ -63,7 +64,7 @@ def native_event(
 ) -> EnrollmentEvent:
     """One event from a JSON object or CSV row; ``where`` (``"line 4: "``) prefixes errors."""
     if not isinstance(document, Mapping):
-        raise _say(where, f"an event must be an object with {', '.join(FIELDS)}.")
+        raise _say(where, f"An event must be an object with {', '.join(FIELDS)}.")
     missing = [name for name in FIELDS if document.get(name) in (None, "")]
     if missing:
         verb = "is" if len(missing) == 1 else "are"

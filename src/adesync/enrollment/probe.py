@@ -15,6 +15,7 @@ import base64
 import binascii
 import hashlib
 import json
+import os
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -152,6 +153,17 @@ def _cause(exc: BaseException, kind: type[BaseException]) -> BaseException | Non
     return None
 
 
+def _why(exc: BaseException) -> str:
+    """The operating system's words for the first error with an errno in the chain (the
+    refusal under "All connection attempts failed"), else the exception's own."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno is not None:
+            return os.strerror(seen.errno)
+        seen = seen.__cause__ or seen.__context__
+    return str(exc) or type(exc).__name__
+
+
 def _sentence(text: str) -> str:
     text = " ".join(text.split())
     if not text.endswith("."):
@@ -169,9 +181,7 @@ def _transport_failure(exc: httpx.TransportError, timeout: float) -> ProbeResult
     tls = _cause(exc, ssl.SSLError)
     if isinstance(tls, ssl.SSLError):
         return ProbeResult(False, None, "tls", _sentence(f"TLS failed: {tls.reason or tls}"))
-    os_error = _cause(exc, OSError)
-    detail = (os_error.strerror if isinstance(os_error, OSError) else None) or str(exc)
-    return ProbeResult(False, None, "connect", _sentence(f"Connection failed: {detail}"))
+    return ProbeResult(False, None, "connect", _sentence(f"Connection failed: {_why(exc)}"))
 
 
 async def probe_url(

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from adesync.enrollment.model import EnrollmentEvent, EventKind, RecordResult
 from adesync.enrollment.state import refresh_serials
 from adesync.enrollment.webhooks import WebhookCheckIn
-from adesync.store.database import Database, rowcount
+from adesync.store.database import Database
 from adesync.store.tables_enrollment import enrollment_events, mdm_devices
 from adesync.store.tables_sync import devices
 
@@ -79,8 +79,9 @@ async def _insert_one(
         _insert(db, enrollment_events)
         .values(_row(event, now))
         .on_conflict_do_nothing(index_elements=[enrollment_events.c.event_key])
+        .returning(enrollment_events.c.id)
     )
-    return rowcount(await session.execute(statement)) == 1
+    return (await session.execute(statement)).first() is not None
 
 
 async def _known_serials(session: AsyncSession, serials: Sequence[str]) -> set[str]:
@@ -235,5 +236,6 @@ async def record_webhook(db: Database, message: WebhookCheckIn, now: datetime) -
             return WebhookOutcome(False, message.kind, serial, udid, reason="duplicate")
         unknown = False
         if serial is not None:
-            unknown = await refresh_serials(session, [serial], now) == 0
+            unknown = not await _known_serials(session, [serial])
+            await refresh_serials(session, [serial], now)
         return WebhookOutcome(True, message.kind, serial, udid, unknown_serial=unknown)

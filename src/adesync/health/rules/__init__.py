@@ -9,7 +9,7 @@ that nothing is missing.
 from __future__ import annotations
 
 from adesync.health.model import Rule
-from adesync.health.rules import apple, devices, sync, token
+from adesync.health.rules import apple, devices, enrollment, sync, token
 from adesync.health.rules.context import RuleContext, TokenFacts, load_token_facts
 
 __all__ = ["RULES", "RULES_BY_CODE", "RuleContext", "TokenFacts", "load_token_facts"]
@@ -32,6 +32,8 @@ RULES: tuple[Rule, ...] = (
     devices.no_default_profile,
     devices.assignment_failed,
     devices.devices_without_profile,
+    enrollment.pushed_not_enrolled,
+    enrollment.enrollment_url_unreachable,
     devices.token_over_capacity,
     sync.scheduler_down,
     sync.notifications_failing,

@@ -1,0 +1,155 @@
+"""Rules about devices finishing MDM enrollment: devices that downloaded their ADE profile but
+never enrolled, and enrollment URLs that devices cannot reach. Aggregate queries by token."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import timedelta
+
+from sqlalchemy import case, func, or_, select
+
+from adesync.enrollment.model import EnrollmentState
+from adesync.enrollment.probe import ProfileInUse, profiles_in_use, stored_probes
+from adesync.health.catalogue import Severity
+from adesync.health.model import Finding, rule, stamp
+from adesync.health.rules.context import RuleContext
+from adesync.health.rules.devices import sample_serials
+from adesync.store.tables_sync import devices
+
+__all__ = ["PUSHED_GRACE", "enrollment_url_unreachable", "pushed_not_enrolled"]
+
+# A device that downloaded its profile this long ago and has not enrolled is stuck.
+PUSHED_GRACE = timedelta(hours=24)
+STUCK_STATES = (EnrollmentState.PUSHED.value, EnrollmentState.FAILED.value)
+
+
+async def _tokens_with_events(ctx: RuleContext) -> list[int]:
+    """Tokens in scope whose devices have MDM events at all (a webhook or an import feeds
+    them)."""
+    rows = await ctx.session.execute(
+        select(devices.c.token_id)
+        .where(
+            ctx.in_scope(devices.c.token_id),
+            or_(
+                devices.c.mdm_authenticated_at.is_not(None),
+                devices.c.mdm_enrolled_at.is_not(None),
+                devices.c.mdm_checked_out_at.is_not(None),
+            ),
+        )
+        .distinct()
+    )
+    return [row[0] for row in rows]
+
+
+@rule(
+    "pushed_not_enrolled",
+    Severity.WARNING,
+    params=("devices", "failed", "oldest_push_at"),
+    variants=("failed",),
+)
+async def pushed_not_enrolled(ctx: RuleContext) -> list[Finding]:
+    """Live devices that downloaded their ADE profile over 24 hours ago and never enrolled,
+    on tokens whose devices have MDM enrollment events at all (so a site with no webhook is
+    not told every device is stuck)."""
+    fed = await _tokens_with_events(ctx)
+    if not fed:
+        return []
+    conditions = [
+        devices.c.token_id.in_(fed),
+        devices.c.deleted.is_(False),
+        devices.c.profile_status == "pushed",
+        devices.c.profile_push_time < ctx.now - PUSHED_GRACE,
+        devices.c.enrollment_state.in_(STUCK_STATES),
+    ]
+    failed = func.sum(
+        case((devices.c.enrollment_state == EnrollmentState.FAILED.value, 1), else_=0)
+    )
+    rows = (
+        await ctx.session.execute(
+            select(devices.c.token_id, func.count(), failed, func.min(devices.c.profile_push_time))
+            .where(*conditions)
+            .group_by(devices.c.token_id)
+        )
+    ).all()
+    if not rows:
+        return []
+    samples = await sample_serials(ctx, devices, conditions)
+    tokens = ctx.by_id()
+    return [
+        ctx.finding(
+            tokens[token_id],
+            count=count,
+            samples=samples.get(token_id, []),
+            variant="failed" if int(failures or 0) else None,
+            devices=count,
+            failed=int(failures or 0),
+            oldest_push_at=stamp(oldest),
+        )
+        for token_id, count, failures, oldest in rows
+        if token_id in tokens
+    ]
+
+
+async def _waiting(ctx: RuleContext, token_ids: list[int]) -> dict[tuple[int, str], int]:
+    """Live, not enrolled devices per (token, profile UUID)."""
+    rows = await ctx.session.execute(
+        select(devices.c.token_id, devices.c.profile_uuid, func.count())
+        .where(
+            devices.c.token_id.in_(token_ids),
+            devices.c.deleted.is_(False),
+            devices.c.profile_uuid.is_not(None),
+            or_(
+                devices.c.enrollment_state.is_(None),
+                devices.c.enrollment_state != EnrollmentState.ENROLLED.value,
+            ),
+        )
+        .group_by(devices.c.token_id, devices.c.profile_uuid)
+    )
+    return {(token_id, uuid): count for token_id, uuid, count in rows}
+
+
+@rule(
+    "enrollment_url_unreachable",
+    Severity.WARNING,
+    params=("url", "error", "devices", "profile_name", "profiles", "probed_at"),
+    variants=("several",),
+)
+async def enrollment_url_unreachable(ctx: RuleContext) -> list[Finding]:
+    """The latest HTTPS probe of the enrollment URL of a profile in use failed (connection,
+    timeout, TLS trusting the profile's anchors, or 5xx). Names the URL with the most devices
+    waiting, and how many devices wait on the failing profiles."""
+    in_use = await profiles_in_use(ctx.session, ctx.token_ids)
+    if not in_use:
+        return []
+    probes = await stored_probes(ctx.session, sorted({p.key for p in in_use}))
+    failing: dict[int, list[ProfileInUse]] = defaultdict(list)
+    for profile in in_use:
+        probe = probes.get(profile.key)
+        if probe is not None and not probe.ok:
+            failing[profile.token_id].append(profile)
+    if not failing:
+        return []
+    waiting = await _waiting(ctx, sorted(failing))
+    tokens = ctx.by_id()
+    found = []
+    for token_id, broken in sorted(failing.items()):
+        if token_id not in tokens:
+            continue
+        counts = {p.profile_uuid: waiting.get((token_id, p.profile_uuid), 0) for p in broken}
+        worst = max(broken, key=lambda p: (counts[p.profile_uuid], p.profile_name))
+        probe = probes[worst.key]
+        total = sum(counts.values())
+        found.append(
+            ctx.finding(
+                tokens[token_id],
+                count=total,
+                variant="several" if len(broken) > 1 else None,
+                url=worst.url,
+                error=probe.error,
+                devices=total,
+                profile_name=worst.profile_name,
+                profiles=len(broken),
+                probed_at=stamp(probe.probed_at),
+            )
+        )
+    return found
