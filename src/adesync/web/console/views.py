@@ -5,11 +5,29 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from adesync.web.i18n import Translator
 
-__all__ = ["token_rows"]
+__all__ = ["TokenRow", "token_rows"]
+
+
+class TokenRow(NamedTuple):
+    """One row of the token list (attributes, so Jinja reads them without a lookup miss)."""
+
+    name: str
+    org: str
+    type: str
+    waiting: bool
+    state: str
+    state_label: str
+    reason: str
+    expiry_class: str
+    expiry_text: str
+    last_sync: str
+    last_sync_iso: str
+    devices: int
+    default_profile: str
 
 
 def _when(value: datetime | None) -> str:
@@ -18,7 +36,7 @@ def _when(value: datetime | None) -> str:
 
 def token_rows(
     items: list[dict[str, Any]], t: Translator, days_left: Callable[[datetime | None], int | None]
-) -> list[dict[str, Any]]:
+) -> list[TokenRow]:
     cache: dict[str, str] = {}
 
     def label(key: str, fallback: str) -> str:
@@ -39,25 +57,22 @@ def token_rows(
         else:
             expiry_class = "warning" if days <= 30 else "ok"
             expiry_text = t("expiry.days_left", days=days)
+        synced = item["last_successful_sync_at"]
         rows.append(
-            {
-                "name": item["name"],
-                "org": item["org_name"] or "—",
-                "type": label(f"type.{item['token_type']}", item["token_type"]),
-                "waiting": waiting,
-                "state": state,
-                "state_label": label(f"state.{state}", state),
-                "reason": label(f"reason.{reason}", reason) if reason else "",
-                "expiry_class": expiry_class,
-                "expiry_text": expiry_text,
-                "last_sync": _when(item["last_successful_sync_at"]),
-                "last_sync_iso": (
-                    item["last_successful_sync_at"].isoformat()
-                    if item["last_successful_sync_at"]
-                    else ""
-                ),
-                "devices": item["device_count"],
-                "default_profile": (item["default_profile_uuid"] or "")[:12],
-            }
+            TokenRow(
+                name=item["name"],
+                org=item["org_name"] or "—",
+                type=label(f"type.{item['token_type']}", item["token_type"]),
+                waiting=waiting,
+                state=state,
+                state_label=label(f"state.{state}", state),
+                reason=label(f"reason.{reason}", reason) if reason else "",
+                expiry_class=expiry_class,
+                expiry_text=expiry_text,
+                last_sync=_when(synced),
+                last_sync_iso=synced.isoformat() if synced else "",
+                devices=item["device_count"],
+                default_profile=(item["default_profile_uuid"] or "")[:12],
+            )
         )
     return rows
