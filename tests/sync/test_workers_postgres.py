@@ -197,15 +197,14 @@ async def test_four_workers_sync_200_tokens_and_take_over_a_killed_ones(
     assert len({r.worker for r in recorded}) == WORKERS
 
     async with db.read() as session:
-        live = dict(
-            (
-                await session.execute(
-                    select(devices.c.token_id, func.count())
-                    .where(devices.c.deleted.is_(False))
-                    .group_by(devices.c.token_id)
-                )
-            ).all()
-        )
+        live = {
+            int(token_id): int(count)
+            for token_id, count in await session.execute(
+                select(devices.c.token_id, func.count())
+                .where(devices.c.deleted.is_(False))
+                .group_by(devices.c.token_id)
+            )
+        }
         leased = set(
             (
                 await session.execute(
