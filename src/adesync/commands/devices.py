@@ -1,4 +1,4 @@
-"""``adesync devices list``."""
+"""``adesync devices list`` and ``adesync devices import-enrollments``."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import typer
 from rich.table import Table
 
 from adesync.commands.common import iso, out, print_json, run
+from adesync.commands.enrollment import check_enrollment_state, import_enrollments
 from adesync.runtime import open_runtime
 from adesync.sync.queries import DeviceFilter, list_devices
 
 devices_app = typer.Typer(help="Devices synced from ABM/ASM.", no_args_is_help=True)
+devices_app.command("import-enrollments")(import_enrollments)
 
 
 @devices_app.command("list")
@@ -22,10 +24,17 @@ def devices_list(
     ),
     include_deleted: bool = typer.Option(False, "--deleted", help="Include deleted devices."),
     serial: str | None = typer.Option(None, "--serial", help="Serial numbers containing this."),
+    enrollment_state: str | None = typer.Option(
+        None,
+        "--enrollment-state",
+        help="not_contacted, pushed, enrolled, checked_out or failed.",
+    ),
     limit: int | None = typer.Option(None, "--limit", min=1, help="At most this many."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON array, nothing else."),
 ) -> None:
     """List devices (all matching ones unless --limit)."""
+
+    check_enrollment_state(enrollment_state)
 
     async def go() -> list[dict[str, Any]]:
         async with open_runtime() as rt:
@@ -38,6 +47,7 @@ def devices_list(
                 profile_status=profile_status,
                 deleted=None if include_deleted else False,
                 serial_contains=serial,
+                enrollment_state=enrollment_state,
             )
             return await list_devices(rt.db, filters, limit=limit)
 
@@ -54,6 +64,7 @@ def devices_list(
         "model",
         "os",
         "profile_status",
+        "enrollment_state",
         "assigned",
         "deleted",
     ):
@@ -65,6 +76,7 @@ def devices_list(
             row["model"] or "",
             row["os"] or "",
             row["profile_status"] or "",
+            row["enrollment_state"] or "",
             iso(row["device_assigned_date"]) or "",
             "yes" if row["deleted"] else "",
         )

@@ -52,7 +52,7 @@ def parse_csv(text: str, now: datetime) -> list[EnrollmentEvent]:
     missing = [name for name in FIELDS if name not in header]
     if missing:
         raise InvalidEnrollmentData(
-            f"The CSV header must name {', '.join(FIELDS)}; {', '.join(missing)} not found."
+            f"The CSV header must name {', '.join(FIELDS)} (missing: {', '.join(missing)})."
         )
     reader.fieldnames = header
     events = []
