@@ -13,7 +13,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from fastapi import Request
+from fastapi import Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from adesync.web.accounts import lookup_api_key, touch_api_key
 from adesync.web.problems import Problem
@@ -89,10 +90,21 @@ def csrf_ok(request: Request, token: str | None) -> bool:
     return web_state(request).signer.csrf_valid(request.cookies.get(CSRF_COOKIE), token)
 
 
-def require(role: Role) -> Callable[[Request], Awaitable[Principal]]:
+# Declares the scheme in the OpenAPI document; the header itself is read by current_principal.
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="apiKey",
+    description="An API key from `adesync apikeys create` (or a console session cookie).",
+)
+
+
+def require(role: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency that answers 401 without credentials and 403 when ``role`` is not allowed."""
 
-    async def dependency(request: Request) -> Principal:
+    async def dependency(
+        request: Request,
+        _bearer: HTTPAuthorizationCredentials | None = Security(BEARER),  # noqa: B008
+    ) -> Principal:
         principal = await current_principal(request)
         if principal is None:
             raise _unauthorized("Sign in, or send an API key as `Authorization: Bearer KEY`.")
