@@ -63,7 +63,9 @@ async def one_device(request: Request, token: str, serial: str) -> dict[str, Any
     device = next((d for d in found if d["serial_number"] == serial), None)
     if device is None:
         raise NotFoundError(f"Token {token} has no device with serial number {serial}.")
-    device["timeline"] = await device_timeline(db, token, serial)
+    from adesync.web.enrollment_view import merged_timeline
+
+    device["timeline"] = await merged_timeline(db, serial, await device_timeline(db, token, serial))
     device["assignment"] = await device_assignment(db, token, serial)
     result: dict[str, Any] = jsonable(device)
     return result

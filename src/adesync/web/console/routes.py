@@ -259,6 +259,7 @@ async def token_page(request: Request, name: str) -> Response:
     token = await _token_or_404(request, name)
     report = await health_report(state, token=name, lang=t.lang)
     from adesync.sync.queries import DeviceFilter, list_devices, list_runs
+    from adesync.web.enrollment_view import token_funnel
 
     runs = await list_runs(state.db, name, 30)
     devices = await list_devices(state.db, DeviceFilter(token=name, deleted=False), limit=25)
@@ -285,6 +286,7 @@ async def token_page(request: Request, name: str) -> Response:
             "chart": chart if runs else None,
             "devices": devices,
             "profiles": profiles,
+            "funnel": await token_funnel(state.db, name),
         },
         active="tokens",
     )
@@ -490,13 +492,16 @@ async def device_page(request: Request, name: str, serial: str) -> Response:
     device = next((d for d in found if d["serial_number"] == serial), None)
     if device is None:
         raise NotFoundError(f"Token {name} has no device with serial number {serial}.")
+    from adesync.web.enrollment_view import device_enrollment, merged_timeline
+
     return await render(
         request,
         "device.html",
         {
             "device": device,
-            "timeline": await device_timeline(db, name, serial),
+            "timeline": await merged_timeline(db, serial, await device_timeline(db, name, serial)),
             "assignment": await device_assignment(db, name, serial),
+            "steps": await device_enrollment(db, name, serial),
         },
         active="devices",
     )
