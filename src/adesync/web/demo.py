@@ -5,7 +5,9 @@ Tokens (organisation in brackets): ``acme-hq`` healthy [Acme Corp]; ``acme-branc
 5 days [Acme Corp]; ``contoso-legacy`` expired, seeded through the library since adding refuses
 expired files [Contoso Ltd]; ``northwind-school`` with new terms to accept [Northwind School,
 ASM]; ``fabrikam-old`` revoked in ABM [Fabrikam Inc]. The healthy and expiring tokens get a
-default profile whose enrollment URL is this server's own stub endpoint ``/demo/enroll``.
+default profile whose enrollment URL is this server's own stub endpoint ``/demo/enroll``; their
+devices report MDM check-ins, and a few on ``acme-branch`` never enroll (see
+:mod:`adesync.web.demo_enrollment`).
 """
 
 from __future__ import annotations
@@ -104,6 +106,7 @@ async def seed(
     from adesync.sync.profiles import ProfileService
     from adesync.sync.service import SyncService
     from adesync.web import accounts
+    from adesync.web.demo_enrollment import seed_enrollment
     from adesync.web.verify import account_verifier
     from adesync.wiring import install
 
@@ -198,6 +201,7 @@ async def seed(
         sim.revoke_token(servers["fabrikam-old"])
         progress("syncing every token (the first sync fetches all devices)")
         reports = await sync.sync_named(None, trigger="add")
+        await seed_enrollment(db, sim, sync, servers, utcnow(), progress)
         documents = await token_service.list_tokens(db)
         outcome = {report.token: report for report in reports}
         summary = [
