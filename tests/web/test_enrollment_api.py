@@ -327,6 +327,10 @@ async def test_native_events_one_or_many(web: Web) -> None:
         ),
         ([], "The array holds no events."),
         (
+            {"serial_number": "X1", "event": "enrolled", "at": "0001-01-01T00:00:00+14:00"},
+            "at '0001-01-01T00:00:00+14:00' is out of range.",
+        ),
+        (
             {"serial_number": "X1", "event": "enrolled", "at": "2999-01-01T00:00:00Z"},
             "at 2999-01-01T00:00:00Z is in the future.",
         ),

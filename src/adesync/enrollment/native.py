@@ -41,7 +41,10 @@ def parse_time(value: object, *, where: str = "") -> datetime:
         ) from None
     if moment.tzinfo is None:
         raise _say(where, f"at {text[:40]!r} has no time zone; add Z for UTC or an offset.")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise _say(where, f"at {text[:40]!r} is out of range.") from None
 
 
 def _kind(value: object, where: str) -> EventKind:

@@ -70,7 +70,10 @@ def _created_at(value: object) -> datetime | None:
         raise InvalidEnrollmentData("created_at has no time zone.")
     if moment.year <= _GO_ZERO_YEAR:
         return None
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidEnrollmentData(f"created_at {value[:40]!r} is out of range.") from None
 
 
 def _tally(value: object) -> int | None:

@@ -10,7 +10,6 @@ changes nothing); a body that cannot be recorded is a 4xx problem and stores not
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import time
 from typing import Annotated, Any, Literal
@@ -69,7 +68,7 @@ def presented_key(request: Request) -> str | None:
         if scheme.lower() == "basic" and value:
             try:
                 decoded = base64.b64decode(value, validate=True).decode("utf-8")
-            except (binascii.Error, UnicodeDecodeError):
+            except ValueError:  # binascii.Error, UnicodeDecodeError, non-ASCII text
                 raise _unauthorized("The HTTP Basic credentials are not valid base64.") from None
             _, _, password = decoded.partition(":")
             if password:
