@@ -25,7 +25,7 @@ OUR_COLUMNS = {"enrollment_state", "mdm_authenticated_at", "mdm_enrolled_at", "m
 
 def _mentions_ours(diff: Any) -> bool:
     text_ = repr(diff)
-    return any(name in text_ for name in (*OURS, *OUR_COLUMNS, "ix_devices_token_enrollment"))
+    return any(name in text_ for name in (*OURS, *OUR_COLUMNS, "ix_devices_enrollment_state"))
 
 
 async def test_the_migrated_schema_matches_the_tables(db: Database) -> None:

@@ -85,7 +85,9 @@ for _column in (
 ):
     if _column.name not in devices.c:
         devices.append_column(_column)
-if "ix_devices_token_enrollment" not in {index.name for index in devices.indexes}:
-    Index("ix_devices_token_enrollment", devices.c.token_id, devices.c.enrollment_state)
+if "ix_devices_enrollment_state" not in {index.name for index in devices.indexes}:
+    # State first: the periodic catch-up looks for states alone, the device list for state
+    # and token.
+    Index("ix_devices_enrollment_state", devices.c.enrollment_state, devices.c.token_id)
 
 __all__ = ["enrollment_events", "enrollment_url_probes", "mdm_devices"]

@@ -70,7 +70,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("mdm_enrolled_at", UTCDateTime(), nullable=True))
         batch_op.add_column(sa.Column("mdm_checked_out_at", UTCDateTime(), nullable=True))
         batch_op.create_index(
-            "ix_devices_token_enrollment", ["token_id", "enrollment_state"], unique=False
+            "ix_devices_enrollment_state", ["enrollment_state", "token_id"], unique=False
         )
     # Devices synced before this revision have no events yet: their state follows Apple's
     # profile status alone.
@@ -82,7 +82,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("devices", schema=None) as batch_op:
-        batch_op.drop_index("ix_devices_token_enrollment")
+        batch_op.drop_index("ix_devices_enrollment_state")
         batch_op.drop_column("mdm_checked_out_at")
         batch_op.drop_column("mdm_enrolled_at")
         batch_op.drop_column("mdm_authenticated_at")
