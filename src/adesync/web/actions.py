@@ -40,6 +40,8 @@ class Actor:
     async def record(
         self, state: WebState, action: str, target: str, detail: dict[str, Any] | None = None
     ) -> None:
+        # Every recorded action changed a token (or what listings show about it).
+        state.tokens_changed()
         await audit.record(state.db, self.principal.actor, action, target, detail, self.remote_addr)
 
 
@@ -123,6 +125,7 @@ async def upload_p7m(
         await sync_service(state).check(await _id(state, name))
     except AdesyncError as exc:
         log.info("check after upload of %s: %s", name, exc.message)
+    state.tokens_changed()
     return stored
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from sqlalchemy import func, select
 
 from adesync.store.database import Database
 from adesync.store.tables_sync import devices
 
-__all__ = ["COUNT_TTL", "CountCache", "device_counts"]
+__all__ = ["COUNT_TTL", "LISTING_TTL", "CountCache", "ListingCache", "device_counts"]
 
 
 async def device_counts(db: Database, token_ids: list[int]) -> dict[int, int]:
@@ -50,3 +51,33 @@ class CountCache:
                 fresh[tid] = counted.get(tid, 0)
                 self._counts[tid] = (fresh[tid], now)
         return fresh
+
+    def clear(self) -> None:
+        self._counts.clear()
+
+
+LISTING_TTL = 3.0
+
+
+class ListingCache:
+    """Pages of the token list, kept for LISTING_TTL seconds and dropped at once when this
+    process changes a token: a dashboard many people reload need not re-read 100 tokens each
+    time (changes made by other processes show within the TTL)."""
+
+    def __init__(self, ttl: float = LISTING_TTL) -> None:
+        self.ttl = ttl
+        self._pages: dict[tuple[object, ...], tuple[float, Any]] = {}
+
+    def get(self, key: tuple[object, ...]) -> Any | None:
+        hit = self._pages.get(key)
+        if hit is None or time.monotonic() - hit[0] >= self.ttl:
+            return None
+        return hit[1]
+
+    def put(self, key: tuple[object, ...], value: Any) -> None:
+        if len(self._pages) > 1000:  # bounded: forget everything rather than grow
+            self._pages.clear()
+        self._pages[key] = (time.monotonic(), value)
+
+    def clear(self) -> None:
+        self._pages.clear()

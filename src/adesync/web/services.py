@@ -17,7 +17,7 @@ from adesync.store.tables import tokens
 from adesync.web.counts import CountCache, device_counts
 from adesync.web.state import WebState, web_state
 
-__all__ = ["device_counts", "page_of_tokens", "sync_service"]
+__all__ = ["cached_page_of_tokens", "device_counts", "page_of_tokens", "sync_service"]
 
 
 def sync_service(state: WebState) -> Any:
@@ -88,6 +88,32 @@ def _listing_row(row: Any) -> dict[str, Any]:
     for name in _PRESENCE_ONLY:
         mapping[name] = b"" if mapping.pop(f"has_{name}") else None
     return mapping
+
+
+async def cached_page_of_tokens(
+    state: WebState,
+    *,
+    limit: int,
+    after: str | None = None,
+    include_waiting: bool = False,
+    token_state: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """``page_of_tokens`` through the state's short-lived listing cache."""
+    key = (limit, after, include_waiting, token_state)
+    hit = state.listings.get(key)
+    if hit is not None:
+        cached: tuple[list[dict[str, Any]], str | None] = hit
+        return cached
+    page = await page_of_tokens(
+        state.db,
+        limit=limit,
+        after=after,
+        include_waiting=include_waiting,
+        state=token_state,
+        count_cache=state.counts,
+    )
+    state.listings.put(key, page)
+    return page
 
 
 async def page_of_tokens(

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from adesync.web.api.common import ERRORS, jsonable
+from adesync.web.api.common import ERRORS, MAX_ID, jsonable
 from adesync.web.audit import list_entries
 from adesync.web.auth import Principal, require
 from adesync.web.roles import Role
@@ -26,7 +26,7 @@ async def audit(
     request: Request,
     _: Annotated[Principal, Depends(require(Role.ADMIN))],
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    before: Annotated[int | None, Query(ge=0)] = None,
+    before: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
     actor: Annotated[str | None, Query(max_length=100)] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
     target: Annotated[str | None, Query(max_length=255)] = None,

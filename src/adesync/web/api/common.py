@@ -10,7 +10,11 @@ from fastapi import Request, Response
 
 from adesync.web.problems import PROBLEM_JSON, ProblemModel
 
-__all__ = ["ERRORS", "client_address", "json_response", "jsonable"]
+__all__ = ["ERRORS", "MAX_ID", "client_address", "json_response", "jsonable"]
+
+
+# The largest id a database row can have (64-bit signed): larger keyset cursors are invalid.
+MAX_ID = 2**63 - 1
 
 
 def _problem(description: str) -> dict[str, Any]:

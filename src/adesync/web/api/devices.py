@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from adesync.errors import NotFoundError
 from adesync.sync.queries import DeviceFilter, device_assignment, device_timeline, list_devices
-from adesync.web.api.common import ERRORS, json_response, jsonable
+from adesync.web.api.common import ERRORS, MAX_ID, json_response, jsonable
 from adesync.web.auth import Principal, require
 from adesync.web.roles import Role
 from adesync.web.state import web_state
@@ -38,7 +38,9 @@ async def devices(
     deleted: Annotated[bool | None, Query(description="Default: live devices only.")] = False,
     serial: Annotated[str | None, Query(max_length=64, description="Part of a serial.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    after: Annotated[int | None, Query(ge=0, description="The `next` of the page before.")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_ID, description="The `next` of the page before.")
+    ] = None,
 ) -> Any:
     found = await list_devices(
         web_state(request).db,

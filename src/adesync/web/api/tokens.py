@@ -22,7 +22,7 @@ from adesync.web.api.common import ERRORS, client_address, json_response, jsonab
 from adesync.web.auth import Principal, require
 from adesync.web.problems import Problem
 from adesync.web.roles import Role
-from adesync.web.services import page_of_tokens, token_extras
+from adesync.web.services import cached_page_of_tokens, token_extras
 from adesync.web.state import web_state
 
 router = APIRouter(tags=["tokens"], responses=ERRORS)
@@ -83,6 +83,7 @@ async def _remember(request: Request, name: str, body: TokenCreate) -> None:
         values["dep_url"] = token_service.check_dep_url(body.dep_url)
     async with web_state(request).db.write() as session:
         await session.execute(update(tokens).where(tokens.c.name == name).values(**values))
+    web_state(request).tokens_changed()
 
 
 @router.get("/tokens", response_model=TokenPage, summary="List tokens")
@@ -95,14 +96,8 @@ async def list_tokens(
     state: Annotated[Literal["healthy", "warning", "error"] | None, Query()] = None,
 ) -> Any:
     """Tokens by name with state, expiry, last sync and device count (keyset pages)."""
-    web = web_state(request)
-    items, next_after = await page_of_tokens(
-        web.db,
-        limit=limit,
-        after=after,
-        include_waiting=all,
-        state=state,
-        count_cache=web.counts,
+    items, next_after = await cached_page_of_tokens(
+        web_state(request), limit=limit, after=after, include_waiting=all, token_state=state
     )
     return json_response({"items": items, "next": next_after})
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
@@ -17,7 +17,7 @@ from adesync.services import tokens as token_service
 from adesync.store.types import utcnow
 from adesync.tokens import MAX_TOKEN_FILE_BYTES
 from adesync.web import accounts, actions
-from adesync.web.api.common import client_address
+from adesync.web.api.common import MAX_ID, client_address
 from adesync.web.audit import list_entries
 from adesync.web.auth import (
     LANG_COOKIE,
@@ -39,7 +39,12 @@ from adesync.web.console.views import token_rows
 from adesync.web.health_view import health_report
 from adesync.web.i18n import LANGUAGES
 from adesync.web.roles import Role
-from adesync.web.services import page_of_tokens, profile_service, token_extras
+from adesync.web.services import (
+    cached_page_of_tokens,
+    page_of_tokens,
+    profile_service,
+    token_extras,
+)
 from adesync.web.sessions import SESSION_LIFETIME, end_session, start_session
 from adesync.web.state import web_state
 
@@ -189,9 +194,8 @@ async def set_language(request: Request) -> Response:
 async def tokens_page(request: Request, after: str | None = None) -> Response:
     await signed_in(request)
     t = translator(request)
-    state = web_state(request)
-    items, next_after = await page_of_tokens(
-        state.db, limit=PAGE_SIZE, after=after, include_waiting=True, count_cache=state.counts
+    items, next_after = await cached_page_of_tokens(
+        web_state(request), limit=PAGE_SIZE, after=after, include_waiting=True
     )
     bars = [
         ExpiryBar(item["name"], days_left(item["expires_at"]))
@@ -239,6 +243,7 @@ async def create_token(request: Request) -> Response:
         values["dep_url"] = token_service.check_dep_url(dep_url)
     async with state.db.write() as session:
         await session.execute(update(tokens).where(tokens.c.name == name).values(**values))
+    state.tokens_changed()
     response = redirect(request, f"/tokens/{name}")
     flash(request, response, "ok", translator(request)("token.created", name=name))
     return response
@@ -449,7 +454,7 @@ async def devices_page(request: Request) -> Response:
     deleted_param = q.get("deleted", "false")
     deleted = {"true": True, "false": False}.get(deleted_param)
     after_raw = q.get("after")
-    after = int(after_raw) if after_raw and after_raw.isdigit() else None
+    after = int(after_raw) if after_raw and after_raw.isdigit() and len(after_raw) < 19 else None
     filters = DeviceFilter(
         token=q.get("token") or None,
         profile_status=status,
@@ -596,7 +601,9 @@ async def health_page(request: Request) -> Response:
 
 
 @console_router.get("/audit")
-async def audit_page(request: Request, before: int | None = None) -> Response:
+async def audit_page(
+    request: Request, before: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None
+) -> Response:
     await signed_in(request, Role.ADMIN)
     entries = await list_entries(web_state(request).db, limit=PAGE_SIZE + 1, before_id=before)
     more = len(entries) > PAGE_SIZE
