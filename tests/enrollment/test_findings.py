@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 
 from adesync.enrollment import probe_profiles
 from adesync.health import Finding, Severity, evaluate, render_finding
 from adesync.health.messages import TokenLabel
 from adesync.store.database import Database
+from adesync.store.tables_enrollment import enrollment_events
 from adesync.store.tables_sync import devices
 from tests.enrollment.servers import closed_port_url, https_server, make_certificates, status
 from tests.health.factory import NOW, add_devices, add_profile, add_token, beat
@@ -22,6 +23,25 @@ async def findings(db: Database, name: str = "school") -> dict[str, Finding]:
         if token.label.name == name:
             return {seen.finding.code: seen.finding for seen in token.findings}
     raise AssertionError(f"token {name} was not evaluated")
+
+
+async def add_events(db: Database, serial: str, *kinds: str) -> None:
+    """Events as the recorder stores them (the rules read them as they are)."""
+    async with db.write() as session:
+        await session.execute(
+            insert(enrollment_events),
+            [
+                {
+                    "serial_number": serial,
+                    "event": kind,
+                    "at": NOW - timedelta(days=1),
+                    "source": "api",
+                    "event_key": f"{serial}-{kind}",
+                    "received_at": NOW,
+                }
+                for kind in kinds
+            ],
+        )
 
 
 STUCK = {
@@ -43,13 +63,15 @@ async def test_pushed_not_enrolled_counts_stuck_devices_once_events_flow(db: Dat
     # Without any MDM event on this token's devices, adesync cannot tell: no finding.
     assert "pushed_not_enrolled" not in await findings(db)
 
-    await add_devices(
+    done = await add_devices(
         db,
         token_id,
         2,
         prefix="DONE",
         **{**STUCK, "enrollment_state": "enrolled", "mdm_enrolled_at": NOW - timedelta(days=1)},
     )
+    for serial in done:
+        await add_events(db, serial, "authenticated", "enrolled")
     finding = (await findings(db))["pushed_not_enrolled"]
     assert finding.severity is Severity.WARNING
     assert (finding.count, finding.variant) == (4, "failed")
@@ -69,9 +91,10 @@ async def test_pushed_not_enrolled_leaves_other_tokens_alone(db: Database) -> No
     quiet = await add_token(db, "quiet")
     await beat(db)
     await add_devices(db, fed, 1, prefix="F", **STUCK)
-    await add_devices(
+    [seen] = await add_devices(
         db, fed, 1, prefix="E", **{**STUCK, "mdm_authenticated_at": NOW - timedelta(days=1)}
     )
+    await add_events(db, seen, "authenticated")
     await add_devices(db, quiet, 5, prefix="Q", **STUCK)
     assert "pushed_not_enrolled" in await findings(db, "fed")
     assert "pushed_not_enrolled" not in await findings(db, "quiet")

@@ -14,6 +14,7 @@ from adesync.health.catalogue import Severity
 from adesync.health.model import Finding, rule, stamp
 from adesync.health.rules.context import RuleContext
 from adesync.health.rules.devices import sample_serials
+from adesync.store.tables_enrollment import enrollment_events, enrollment_url_probes
 from adesync.store.tables_sync import devices
 
 __all__ = ["PUSHED_GRACE", "enrollment_url_unreachable", "pushed_not_enrolled"]
@@ -25,17 +26,11 @@ STUCK_STATES = (EnrollmentState.PUSHED.value, EnrollmentState.FAILED.value)
 
 async def _tokens_with_events(ctx: RuleContext) -> list[int]:
     """Tokens in scope whose devices have MDM events at all (a webhook or an import feeds
-    them)."""
+    them). Driven from the events, so an installation without any costs nothing."""
     rows = await ctx.session.execute(
         select(devices.c.token_id)
-        .where(
-            ctx.in_scope(devices.c.token_id),
-            or_(
-                devices.c.mdm_authenticated_at.is_not(None),
-                devices.c.mdm_enrolled_at.is_not(None),
-                devices.c.mdm_checked_out_at.is_not(None),
-            ),
-        )
+        .join(enrollment_events, enrollment_events.c.serial_number == devices.c.serial_number)
+        .where(ctx.in_scope(devices.c.token_id))
         .distinct()
     )
     return [row[0] for row in rows]
@@ -118,6 +113,11 @@ async def enrollment_url_unreachable(ctx: RuleContext) -> list[Finding]:
     """The latest HTTPS probe of the enrollment URL of a profile in use failed (connection,
     timeout, TLS trusting the profile's anchors, or 5xx). Names the URL with the most devices
     waiting, and how many devices wait on the failing profiles."""
+    failed_probes = await ctx.session.execute(
+        select(enrollment_url_probes.c.probe_key).where(enrollment_url_probes.c.ok.is_(False))
+    )
+    if failed_probes.first() is None:
+        return []
     in_use = await profiles_in_use(ctx.session, ctx.token_ids)
     if not in_use:
         return []
