@@ -34,6 +34,7 @@ async def test_a_server_whose_issuer_is_an_anchor_is_up(certs: Certificates) -> 
         result = await probe_url(server.url, [certs.ca.der_base64])
     assert (result.ok, result.status_code, result.error_kind) == (True, 200, None)
     assert server.requests[0].startswith(b"GET /mdm/enroll HTTP/1.1\r\n")
+    assert b"user-agent: adesync/" in server.requests[0].lower()
 
 
 async def test_without_the_anchor_the_same_server_is_not_trusted(certs: Certificates) -> None:

@@ -132,3 +132,7 @@ async def test_the_device_api_merges_the_timeline(web: Web) -> None:
         "/api/v1/devices", params={"enrollment_state": "pushed"}, headers=web.as_role(Role.VIEWER)
     )
     assert [d["serial_number"] for d in listed.json()["items"]] == ["PUSH1"]
+    wrong = await web.client.get(
+        "/api/v1/devices", params={"enrollment_state": "done"}, headers=web.as_role(Role.VIEWER)
+    )
+    assert wrong.status_code == 422

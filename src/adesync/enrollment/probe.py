@@ -27,6 +27,7 @@ from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from adesync import __version__
 from adesync.store.database import Database
 from adesync.store.tables import tokens
 from adesync.store.tables_enrollment import enrollment_url_probes
@@ -49,6 +50,7 @@ PROBE_TIMEOUT_SECONDS = 10.0
 PROBE_INTERVAL = timedelta(hours=1)
 PROBE_CONCURRENCY = 8
 _ERROR_LENGTH = 255
+_HEADERS = {"Accept": "*/*", "User-Agent": f"adesync/{__version__} (enrollment URL probe)"}
 
 
 @dataclass(frozen=True)
@@ -212,7 +214,7 @@ async def probe_url(
                 follow_redirects=False,
                 transport=transport,
             ) as client,
-            client.stream("GET", parsed, headers={"Accept": "*/*"}) as response,
+            client.stream("GET", parsed, headers=_HEADERS) as response,
         ):
             status = response.status_code
     except TimeoutError:

@@ -21,6 +21,7 @@ from adesync.web.state import web_state
 router = APIRouter(tags=["devices"], responses=ERRORS)
 
 ProfileStatus = Literal["empty", "assigned", "pushed", "removed"]
+EnrollmentStateName = Literal["not_contacted", "pushed", "enrolled", "checked_out", "failed"]
 
 
 class DevicePage(BaseModel):
@@ -34,7 +35,7 @@ async def devices(
     _: Annotated[Principal, Depends(require(Role.VIEWER))],
     token: Annotated[str | None, Query(max_length=100)] = None,
     profile_status: Annotated[ProfileStatus | None, Query()] = None,
-    enrollment_state: Annotated[str | None, Query(max_length=32)] = None,
+    enrollment_state: Annotated[EnrollmentStateName | None, Query()] = None,
     deleted: Annotated[bool | None, Query(description="Default: live devices only.")] = False,
     serial: Annotated[str | None, Query(max_length=64, description="Part of a serial.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
