@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from adesync.health.catalogue import Severity, State, state_for
 from adesync.health.messages import TokenLabel
 from adesync.health.model import Finding
-from adesync.health.rules import RULES, RULES_BY_CODE, RuleContext, TokenFacts, load_token_facts
+from adesync.health.rules import RULES, RuleContext, TokenFacts, load_token_facts
 from adesync.health.settings import Limits, load_limits
 from adesync.health.transitions import (
     ON_TRANSITION,
@@ -82,9 +82,11 @@ class Health:
     transitions: tuple[Transition, ...] = ()
 
 
+_ORDER = {rule.code: position for position, rule in enumerate(RULES)}
+
+
 def _order(code: str) -> int:
-    rule = RULES_BY_CODE.get(code)
-    return RULES.index(rule) if rule is not None else len(RULES)
+    return _ORDER.get(code, len(RULES))
 
 
 def sort_findings(found: Iterable[Finding]) -> list[Finding]:

@@ -68,7 +68,7 @@ def log_transitions(transitions: Sequence[Transition]) -> None:
     for change in transitions:
         name = None if change.token is None else change.token.name
         log.log(
-            logging.WARNING if change.new_state is not State.HEALTHY else logging.INFO,
+            logging.INFO,
             "health of %s changed from %s to %s (%s)",
             name or "the installation",
             change.old_state.value if change.old_state else "unknown",

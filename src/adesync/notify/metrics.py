@@ -20,6 +20,7 @@ process did (each worker exposes its own, Prometheus sums them):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -310,9 +311,16 @@ class MetricsServer:
     port: int
 
     def stop(self) -> None:
+        """Stop serving and refreshing (the refresh ends at its next await)."""
         self.refresher.cancel()
         self.http.shutdown()
         self.http.server_close()
+
+    async def aclose(self) -> None:
+        """Stop, and wait until the refresh has let go of its database connection."""
+        self.stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.refresher
 
 
 def start_metrics_server(db: Database, port: int, host: str = "0.0.0.0") -> MetricsServer:  # noqa: S104

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, true
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adesync.health.catalogue import Severity
@@ -93,9 +93,12 @@ class RuleContext:
         return [token.id for token in self.tokens]
 
     def in_scope(self, column: Any) -> ColumnElement[bool]:
-        """A WHERE clause keeping rows of the tokens in scope (no filter for all tokens)."""
+        """A WHERE clause keeping rows of the tokens in scope. For every token it is a
+        sub-select of the tokens holding credentials, which also leads both databases'
+        planners to the per-token indexes."""
         if self.whole_installation:
-            return true()
+            held = select(tokens.c.id).where(tokens.c.oauth_credentials.is_not(None))
+            return column.in_(held)  # type: ignore[no-any-return]
         return column.in_(self.token_ids)  # type: ignore[no-any-return]
 
     def by_id(self) -> dict[int, TokenFacts]:

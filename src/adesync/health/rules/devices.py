@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, case, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, Table, and_, case, exists, false, func, select
 
 from adesync.health.catalogue import Severity
 from adesync.health.model import Finding, rule, stamp
@@ -17,10 +17,12 @@ from adesync.store.tables_sync import assignments, devices, profiles
 
 __all__ = [
     "assignment_failed",
+    "count_and_sample",
     "devices_without_profile",
     "no_default_profile",
     "profile_invalid",
     "profile_not_found",
+    "sample_serials",
     "token_over_capacity",
 ]
 
@@ -28,25 +30,41 @@ FAILING_STATUSES = ("NOT_ACCESSIBLE", "FAILED")
 NO_PROFILE_STATUSES = ("empty", "removed")
 
 
+async def count_and_sample(ctx: RuleContext, rows: Select[Any]) -> dict[int, tuple[int, list[str]]]:
+    """Per token: how many of ``rows`` (a select of ``token_id, serial_number``) there are, and
+    up to ``sample_size`` of their serial numbers, in one aggregate query.
+
+    The rows are materialised first: that keeps both SQLite's and PostgreSQL's planners on
+    the token indexes instead of scanning every device to rank a few.
+    """
+    chosen = rows.cte("chosen").prefix_with("MATERIALIZED")
+    total = func.count().over(partition_by=chosen.c.token_id).label("total")
+    number = (
+        func.row_number()
+        .over(partition_by=chosen.c.token_id, order_by=chosen.c.serial_number)
+        .label("n")
+    )
+    ranked = select(chosen.c.token_id, chosen.c.serial_number, total, number).subquery()
+    result = await ctx.session.execute(
+        select(ranked.c.token_id, ranked.c.serial_number, ranked.c.total)
+        .where(ranked.c.n <= ctx.limits.sample_size)
+        .order_by(ranked.c.token_id, ranked.c.n)
+    )
+    found: dict[int, tuple[int, list[str]]] = {}
+    for token_id, serial, count in result:
+        found.setdefault(token_id, (int(count), []))[1].append(serial)
+    return found
+
+
 async def sample_serials(
     ctx: RuleContext, table: Table, conditions: Sequence[ColumnElement[bool]]
 ) -> dict[int, list[str]]:
-    """Up to ``sample_size`` serial numbers per token of the rows of ``table`` that match."""
-    number = (
-        func.row_number()
-        .over(partition_by=table.c.token_id, order_by=table.c.serial_number)
-        .label("n")
-    )
-    ranked = select(table.c.token_id, table.c.serial_number, number).where(*conditions).subquery()
-    rows = await ctx.session.execute(
-        select(ranked.c.token_id, ranked.c.serial_number)
-        .where(ranked.c.n <= ctx.limits.sample_size)
-        .order_by(ranked.c.token_id, ranked.c.serial_number)
-    )
-    samples: dict[int, list[str]] = {}
-    for token_id, serial in rows:
-        samples.setdefault(token_id, []).append(serial)
-    return samples
+    """Up to ``sample_size`` serial numbers per token of the rows of ``table`` (which has
+    ``token_id`` and ``serial_number``) matching ``conditions``."""
+    rows = select(table.c.token_id, table.c.serial_number).where(*conditions)
+    return {
+        token_id: serials for token_id, (_, serials) in (await count_and_sample(ctx, rows)).items()
+    }
 
 
 @rule("no_default_profile", Severity.WARNING)
@@ -216,13 +234,15 @@ async def assignment_failed(ctx: RuleContext) -> list[Finding]:
     ).all()
     if not rows:
         return []
-    samples = await sample_serials(ctx, assignments, conditions)
+    samples = await count_and_sample(
+        ctx, select(assignments.c.token_id, assignments.c.serial_number).where(*conditions)
+    )
     tokens = ctx.by_id()
     return [
         ctx.finding(
             tokens[token_id],
             count=count,
-            samples=samples.get(token_id, []),
+            samples=samples.get(token_id, (0, []))[1],
             not_accessible=int(inaccessible),
             failed=count - int(inaccessible),
             gave_up=int(stopped),
@@ -235,34 +255,27 @@ async def assignment_failed(ctx: RuleContext) -> list[Finding]:
 @rule("devices_without_profile", Severity.WARNING, params=("devices",), variants=("no_default",))
 async def devices_without_profile(ctx: RuleContext) -> list[Finding]:
     """Live devices with no profile (``empty``/``removed``) and no assignment waiting."""
-    conditions = [
+    waiting = exists().where(
+        assignments.c.token_id == devices.c.token_id,
+        assignments.c.serial_number == devices.c.serial_number,
+        assignments.c.next_attempt_at.is_not(None),
+    )
+    bare = select(devices.c.token_id, devices.c.serial_number).where(
         ctx.in_scope(devices.c.token_id),
-        devices.c.deleted.is_(False),
-        or_(devices.c.profile_status.in_(NO_PROFILE_STATUSES), devices.c.profile_status.is_(None)),
-        ~exists().where(
-            assignments.c.token_id == devices.c.token_id,
-            assignments.c.serial_number == devices.c.serial_number,
-            assignments.c.next_attempt_at.is_not(None),
-        ),
-    ]
-    rows = (
-        await ctx.session.execute(
-            select(devices.c.token_id, func.count()).where(*conditions).group_by(devices.c.token_id)
-        )
-    ).all()
-    if not rows:
-        return []
-    samples = await sample_serials(ctx, devices, conditions)
+        devices.c.deleted == false(),
+        devices.c.profile_status.in_(NO_PROFILE_STATUSES),
+        ~waiting,
+    )
     tokens = ctx.by_id()
     return [
         ctx.finding(
             tokens[token_id],
             count=count,
-            samples=samples.get(token_id, []),
+            samples=samples,
             variant=None if tokens[token_id].default_profile_uuid else "no_default",
             devices=count,
         )
-        for token_id, count in rows
+        for token_id, (count, samples) in (await count_and_sample(ctx, bare)).items()
         if token_id in tokens
     ]
 
@@ -273,7 +286,7 @@ async def token_over_capacity(ctx: RuleContext) -> list[Finding]:
     capacity = ctx.limits.token_capacity
     rows = await ctx.session.execute(
         select(devices.c.token_id, func.count())
-        .where(ctx.in_scope(devices.c.token_id), devices.c.deleted.is_(False))
+        .where(ctx.in_scope(devices.c.token_id), devices.c.deleted == false())
         .group_by(devices.c.token_id)
         .having(func.count() > capacity)
     )
