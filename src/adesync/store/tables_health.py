@@ -12,9 +12,11 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from adesync.store.tables import metadata
+from adesync.store.tables_sync import devices
 from adesync.store.types import UTCDateTime
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -63,4 +65,15 @@ notify_outbox = Table(
     Index("ix_notify_outbox_due", "status", "next_attempt_at"),
 )
 
-__all__ = ["findings", "notify_outbox"]
+# Live devices without an enrollment profile, for the ``devices_without_profile`` rule: a
+# partial index, so it holds only those few rows however many devices there are.
+NO_PROFILE_PREDICATE = "deleted = false AND profile_status IN ('empty', 'removed')"
+ix_devices_without_profile = Index(
+    "ix_devices_without_profile",
+    devices.c.token_id,
+    devices.c.serial_number,
+    sqlite_where=text(NO_PROFILE_PREDICATE.replace("false", "0")),
+    postgresql_where=text(NO_PROFILE_PREDICATE),
+)
+
+__all__ = ["NO_PROFILE_PREDICATE", "findings", "ix_devices_without_profile", "notify_outbox"]

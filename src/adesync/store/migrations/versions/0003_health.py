@@ -72,8 +72,20 @@ def upgrade() -> None:
     with op.batch_alter_table("notify_outbox", schema=None) as batch_op:
         batch_op.create_index("ix_notify_outbox_due", ["status", "next_attempt_at"], unique=False)
 
+    # Live devices without a profile (see tables_health.ix_devices_without_profile).
+    with op.batch_alter_table("devices", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_devices_without_profile",
+            ["token_id", "serial_number"],
+            unique=False,
+            sqlite_where=sa.text("deleted = 0 AND profile_status IN ('empty', 'removed')"),
+            postgresql_where=sa.text("deleted = false AND profile_status IN ('empty', 'removed')"),
+        )
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("devices", schema=None) as batch_op:
+        batch_op.drop_index("ix_devices_without_profile")
     with op.batch_alter_table("notify_outbox", schema=None) as batch_op:
         batch_op.drop_index("ix_notify_outbox_due")
     op.drop_table("notify_outbox")
