@@ -1,5 +1,8 @@
 """``adesync diagnose``: re-evaluate health and report it; the exit code makes it a monitoring
-check (0 healthy, 1 warning, 2 error; 3 when it could not check, Nagios' UNKNOWN)."""
+check (0 healthy, 1 warning, 2 error; 3 when it could not check, Nagios' UNKNOWN).
+
+Health itself is imported when the command runs, so other commands start without it.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +14,6 @@ from rich.markup import escape
 from adesync.commands.common import out, print_json, run
 from adesync.config import Settings, load_settings
 from adesync.errors import AdesyncError
-from adesync.health.catalogue import State, exit_code_for
-from adesync.health.evaluate import evaluate
-from adesync.health.messages import LANGUAGES, message
-from adesync.health.report import build_report
-from adesync.health.stored import find_token_id
-from adesync.runtime import open_runtime
 
 __all__ = ["diagnose", "diagnose_report"]
 
@@ -34,6 +31,10 @@ class DiagnoseFailed(AdesyncError):
 async def diagnose_report(settings: Settings, token: str | None, lang: str) -> dict[str, Any]:
     """Re-evaluate (every token, or ``token``) and return the report document."""
     from adesync import wiring
+    from adesync.health.evaluate import evaluate
+    from adesync.health.report import build_report
+    from adesync.health.stored import find_token_id
+    from adesync.runtime import open_runtime
 
     wiring.install()
     async with open_runtime(settings) as runtime:
@@ -50,6 +51,9 @@ def diagnose(
     ),
 ) -> None:
     """Check every token now and explain what is wrong (exit 0 healthy, 1 warning, 2 error)."""
+    from adesync.health.catalogue import State, exit_code_for
+    from adesync.health.messages import LANGUAGES
+
     if lang is not None and lang not in LANGUAGES:
         raise DiagnoseFailed(f"--lang must be one of {', '.join(LANGUAGES)}, not {lang!r}.")
     try:
@@ -66,6 +70,8 @@ def diagnose(
 
 def show(report: dict[str, Any], lang: str) -> None:
     """The report for a person: the alert, then the findings grouped by token, worst first."""
+    from adesync.health.messages import message
+
     alert = report["alert"]
     if alert is not None:
         out.print(f"[bold red]{escape(alert['title'])}[/bold red]")
@@ -114,6 +120,8 @@ def show(report: dict[str, Any], lang: str) -> None:
 
 
 def _show_finding(finding: dict[str, Any], lang: str) -> None:
+    from adesync.health.messages import message
+
     severity = finding["severity"]
     label = message(lang, "severities", severity).upper()
     out.print(

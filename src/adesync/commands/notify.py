@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
@@ -11,12 +11,9 @@ from rich.table import Table
 
 from adesync.commands.common import iso, out, print_json, run
 from adesync.errors import AdesyncError
-from adesync.notify.deliver import Delivered, deliver_due
-from adesync.notify.events import dumps, email_text, ping_event
-from adesync.notify.outbox import Queued, enqueue, outbox_summary, recent_items, retry_failed
-from adesync.notify.settings import FILE_NAME, load_notify_settings
-from adesync.runtime import open_runtime
-from adesync.store.types import utcnow
+
+if TYPE_CHECKING:
+    from adesync.notify.deliver import Delivered
 
 __all__ = ["notify_app"]
 
@@ -34,6 +31,10 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Show the configured channels and the outbox: what waits, what failed and why."""
+
+    from adesync.notify.outbox import outbox_summary, recent_items
+    from adesync.notify.settings import FILE_NAME, load_notify_settings
+    from adesync.runtime import open_runtime
 
     async def go() -> dict[str, Any]:
         settings = load_notify_settings()
@@ -94,6 +95,9 @@ def _report(done: Delivered) -> None:
 @notify_app.command("deliver")
 def deliver() -> None:
     """Deliver every due notification now (the scheduler does this every minute)."""
+    from adesync.notify.deliver import deliver_due
+    from adesync.notify.settings import load_notify_settings
+    from adesync.runtime import open_runtime
 
     async def go() -> Delivered:
         settings = load_notify_settings()
@@ -106,6 +110,12 @@ def deliver() -> None:
 @notify_app.command("test")
 def send_test() -> None:
     """Send a test notification on every configured channel now."""
+    from adesync.notify.deliver import deliver_due
+    from adesync.notify.events import dumps, email_text, ping_event
+    from adesync.notify.outbox import Queued, enqueue
+    from adesync.notify.settings import FILE_NAME, load_notify_settings
+    from adesync.runtime import open_runtime
+    from adesync.store.types import utcnow
 
     async def go() -> Delivered:
         settings = load_notify_settings()
@@ -135,6 +145,9 @@ def send_test() -> None:
 @notify_app.command("retry")
 def retry() -> None:
     """Queue every notification that was given up on again."""
+    from adesync.notify.outbox import retry_failed
+    from adesync.runtime import open_runtime
+    from adesync.store.types import utcnow
 
     async def go() -> int:
         async with open_runtime() as runtime:
