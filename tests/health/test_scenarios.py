@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 from sqlalchemy import delete, select, update
 
+from adesync.notify.signing import verify
 from adesync.simulator import Simulator, run_in_thread
 from adesync.store.database import Database
 from adesync.store.tables import tokens
@@ -35,6 +36,7 @@ from adesync.store.types import utcnow
 from tests.cli_runner import Result, invoke
 from tests.conftest import Home
 from tests.health.factory import beat
+from tests.notify.receiver import Receiver
 
 PROFILE = {"profile_name": "Staff", "url": "https://mdm.example.org/enroll"}
 
@@ -182,10 +184,15 @@ def test_terms_pending(world: World) -> None:
     org_id = world.sim.server(server_uuid).org.org_id
     world.sim.set_terms_pending(org_id)
     assert world.sync()["error_code"] == "terms_not_accepted"
+    # The sync itself re-evaluated the token: the listing reads the stored state.
+    (listed,) = json.loads(world.cli("tokens", "list", "--json").out)
+    assert (listed["state"], listed["state_reason"]) == ("error", "terms_not_accepted")
     finding = world.expect("terms_not_accepted", "error", 2)
     assert "Administrator" in finding["actor"]
     world.sim.set_terms_pending(org_id, False)
     assert world.sync()["outcome"] == "ok"
+    (listed,) = json.loads(world.cli("tokens", "list", "--json").out)
+    assert (listed["state"], listed["state_reason"]) == ("healthy", None)
     world.expect_healthy()
 
 
@@ -543,3 +550,19 @@ def test_stale_findings_of_a_deleted_token_go_with_it(world: World) -> None:
     assert world.db(nothing_left) == 0
     status, report = world.diagnose()
     assert (status, report["findings"], report["alert"]) == (0, [], None)
+
+
+def test_device_events_from_a_real_sync(
+    world: World, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ADESYNC_DEVICE_EVENTS_URL", receiver.url)
+    monkeypatch.setenv("ADESYNC_DEVICE_EVENTS_SECRET", "mdm")
+    world.add(devices=12)
+    assert world.sync()["outcome"] == "ok"
+    delivered = world.cli("notify", "deliver")
+    assert delivered.code == 0, delivered.err
+    documents = [json.loads(r.body) for r in receiver.requests]
+    assert {d["event"] for d in documents} == {"devices.synced"}
+    assert sum(len(d["devices"]) for d in documents) == 12
+    assert documents[0]["kind"] == "fetch"
+    assert all(verify(b"mdm", r.headers["x-adesync-signature"], r.body) for r in receiver.requests)
