@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import timedelta
 from typing import Any
 
@@ -144,3 +147,32 @@ def test_an_uninitialised_installation_is_unknown(capsys: pytest.CaptureFixture[
     result = invoke(capsys, "diagnose", "--json")
     assert result.code == 3
     assert "adesync init" in result.err
+
+
+async def test_json_log_lines_for_transitions(home: Home) -> None:
+    await seed(home, lab={"terms_not_accepted": True})
+    env = {**os.environ, "ADESYNC_LOG_JSON": "true"}
+    done = subprocess.run(
+        [sys.executable, "-m", "adesync.cli", "diagnose", "--json"],
+        env=env,
+        capture_output=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    json.loads(done.stdout)  # stdout stays one JSON document
+    lines = [json.loads(line) for line in done.stderr.decode().splitlines()]
+    (event,) = [line for line in lines if line.get("event") == "health.transition"]
+    assert (event["token"], event["new_state"], event["codes"]) == (
+        "lab",
+        "error",
+        ["terms_not_accepted"],
+    )
+
+
+async def test_a_token_waiting_for_its_first_p7m(
+    home: Home, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await seed(home, pending={"oauth_credentials": None})
+    result = invoke(capsys, "diagnose", "--token", "pending")
+    assert result.code == 3
+    assert "waiting for its first server token" in result.err

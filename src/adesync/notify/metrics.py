@@ -10,8 +10,9 @@ process did (each worker exposes its own, Prometheus sums them):
   labels ``token``, ``org``;
 - ``adesync_findings`` (current findings by ``code`` and ``severity``),
   ``adesync_notifications_queued`` (outbox rows by ``channel`` and ``status``);
-- ``adesync_apple_calls_total{code}`` (``ok`` or the error code), ``adesync_sync_runs_total
-  {outcome}``, ``adesync_notifications_total{channel,result}``.
+- ``adesync_apple_calls_total{code}`` (``ok`` or the error code: the answer that ended each
+  sync run, plus any call reported through :func:`record_apple_answer`),
+  ``adesync_sync_runs_total{outcome}``, ``adesync_notifications_total{channel,result}``.
 
 :func:`metrics_app` is an ASGI app for ``serve`` to mount at ``/metrics``;
 :func:`start_metrics_server` serves them on a port of their own (``worker --metrics-port``).
@@ -70,7 +71,8 @@ STATE_VALUES = {"healthy": 0, "warning": 1, "error": 2}
 REGISTRY = CollectorRegistry()
 APPLE_CALLS = Counter(
     "adesync_apple_calls",
-    "Answers from Apple's ADE service, by code (ok or the error code).",
+    "Answers from Apple's ADE service, by code (ok or the error code); the answer that ended "
+    "each sync run unless the client reports every call through record_apple_answer().",
     ["code"],
     registry=REGISTRY,
 )
