@@ -1,32 +1,43 @@
-"""The ``adesync`` command line (Typer). Command groups live in :mod:`adesync.commands`."""
+"""The ``adesync`` command line (Typer). Command groups live in :mod:`adesync.commands`.
+
+Only the command being run is imported (``adesync diagnose`` does not load the web console),
+so every command starts quickly; ``--help`` without a command loads them all. A new command is
+one line in :data:`COMMANDS`.
+"""
 
 from __future__ import annotations
 
 import sys
 import traceback
+from importlib import import_module
 
 import typer
 from rich.markup import escape
 
 from adesync import __version__
-from adesync.commands import admin, apikeys, devices, profiles, users
-from adesync.commands import sync as sync_commands
-from adesync.commands import tokens as token_commands
 from adesync.commands.common import err
-from adesync.commands.demo import demo as demo_command
-from adesync.commands.diagnose import diagnose
-from adesync.commands.notify import notify_app
-from adesync.commands.serve import serve as serve_command
-from adesync.commands.simulate import simulate
 from adesync.errors import AdesyncError
 
-app = typer.Typer(
-    name="adesync",
-    help="Keep Apple Automated Device Enrollment tokens working.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+# name → ("module:attribute" of a Typer app or a command function, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("adesync.commands.admin:init", "Create the data directory, key file and schema."),
+    "db": ("adesync.commands.admin:db_app", "Database schema."),
+    "secrets": ("adesync.commands.admin:secrets_app", "Secrets at rest."),
+    "tokens": ("adesync.commands.tokens:tokens_app", "Enrollment-program (server) tokens."),
+    "sync": ("adesync.commands.sync:sync", "Sync devices from Apple now."),
+    "worker": ("adesync.commands.sync:worker", "Run the scheduler and sync workers."),
+    "devices": ("adesync.commands.devices:devices_app", "Devices synced from ABM/ASM."),
+    "profiles": ("adesync.commands.profiles:profiles_app", "ADE enrollment profiles."),
+    "diagnose": ("adesync.commands.diagnose:diagnose", "Find and explain token problems."),
+    "notify": ("adesync.commands.notify:notify_app", "Notifications: webhook and e-mail."),
+    "users": ("adesync.commands.users:users_app", "Console users."),
+    "apikeys": ("adesync.commands.apikeys:apikeys_app", "API keys."),
+    "serve": ("adesync.commands.serve:serve", "Run the API, console and scheduler."),
+    "demo": ("adesync.commands.demo:demo", "Run the demo: simulator, tokens, console."),
+    "simulate": ("adesync.commands.simulate:simulate", "Run the simulator of Apple's service."),
+}
+
+
 _debug = {"on": False}
 
 
@@ -36,7 +47,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
@@ -47,28 +57,42 @@ def root(
     _debug["on"] = debug
 
 
-app.command("init")(admin.init)
-app.add_typer(admin.db_app, name="db")
-app.add_typer(admin.secrets_app, name="secrets")
-app.add_typer(token_commands.tokens_app, name="tokens")
-app.command("sync")(sync_commands.sync)
-app.command("worker")(sync_commands.worker)
-app.add_typer(devices.devices_app, name="devices")
-app.add_typer(profiles.profiles_app, name="profiles")
-app.add_typer(users.users_app, name="users")
-app.add_typer(apikeys.apikeys_app, name="apikeys")
-app.command("serve")(serve_command)
-app.command("demo")(demo_command)
-app.command("simulate")(simulate)
-app.command("diagnose")(diagnose)
-app.add_typer(notify_app, name="notify")
+def build_app(only: str | None = None, *, bare: bool = False) -> typer.Typer:
+    """The Typer app with command ``only`` (when it is one of ours), with none when ``bare``
+    (``--version``), else with every command (for the help and for unknown names)."""
+    app = typer.Typer(
+        name="adesync",
+        help="Keep Apple Automated Device Enrollment tokens working.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    app.callback()(root)
+    names = [only] if only in COMMANDS else [] if bare else list(COMMANDS)
+    for name in names:
+        target, _help = COMMANDS[name]
+        module_name, attribute = target.split(":")
+        found = getattr(import_module(module_name), attribute)
+        if isinstance(found, typer.Typer):
+            app.add_typer(found, name=name)
+        else:
+            app.command(name)(found)
+    return app
+
+
+def _command_name(argv: list[str]) -> str | None:
+    """The command a command line names (the root takes no option with a value)."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
 
 
 def run_cli(argv: list[str] | None = None) -> int:
     """Run one command; expected failures print one sentence on stderr. Returns the exit code."""
     _debug["on"] = False
+    args = sys.argv[1:] if argv is None else argv
     try:
-        app(args=argv, prog_name="adesync")
+        name = _command_name(args)
+        app = build_app(name, bare=name is None and "--version" in args)
+        app(args=args, prog_name="adesync")
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except AdesyncError as exc:

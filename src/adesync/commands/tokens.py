@@ -18,7 +18,6 @@ from adesync.config import Settings
 from adesync.errors import AdesyncError
 from adesync.runtime import Runtime, open_runtime
 from adesync.services import tokens as service
-from adesync.services.apple_account import make_verifier
 from adesync.tokens import MAX_TOKEN_FILE_BYTES
 
 tokens_app = typer.Typer(
@@ -39,6 +38,8 @@ class ConfirmationRequired(AdesyncError):
 
 def verifier(settings: Settings) -> service.Verify | None:
     """Apple's ``/account`` check for add and renew (tests may replace it with ``None``)."""
+    from adesync.services.apple_account import make_verifier  # httpx only when needed
+
     return make_verifier(settings)
 
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+import re
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from adesync.errors import AdesyncError
 from adesync.store.database import Database
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 SCRIPT_LOCATION = "adesync.store:migrations"
 
@@ -21,25 +27,52 @@ class SchemaOutOfDate(AdesyncError):
 
 
 def alembic_config() -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", SCRIPT_LOCATION)
     return config
 
 
+VERSIONS = Path(__file__).parent / "migrations" / "versions"
+_REVISION = re.compile(r"^revision\s*=\s*[\"']([^\"']+)[\"']", re.MULTILINE)
+_DOWN = re.compile(r"^down_revision\s*=\s*[\"']([^\"']+)[\"']", re.MULTILINE)
+
+
+@cache
 def head_revision() -> str:
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head is not None
-    return head
+    """The newest migration, read from the version files (without importing Alembic, which
+    every command would otherwise pay for at start-up)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in VERSIONS.glob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        if found := _REVISION.search(source):
+            revisions.add(found.group(1))
+        if down := _DOWN.search(source):
+            parents.add(down.group(1))
+    heads = revisions - parents
+    assert len(heads) == 1, f"migrations must form one line, found heads {sorted(heads)}"
+    return heads.pop()
 
 
 def _upgrade(connection: Connection) -> None:
+    from alembic import command
+
     config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
 
 
 def _current(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+    """The revision in Alembic's version table (None on a database without it)."""
+    if not connection.dialect.has_table(connection, "alembic_version"):
+        return None
+    try:
+        rows = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+    except DBAPIError:
+        return None
+    return str(rows[0][0]) if rows else None
 
 
 async def upgrade(db: Database) -> tuple[str | None, str]:
