@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Request
 from sqlalchemy import select
 
 from adesync.services import tokens as token_service
 from adesync.store.database import Database
 from adesync.store.tables import tokens
 from adesync.web.counts import CountCache, device_counts
-from adesync.web.state import WebState, web_state
+from adesync.web.state import WebState
 
 __all__ = ["cached_page_of_tokens", "device_counts", "page_of_tokens", "sync_service"]
 
@@ -34,10 +33,6 @@ def profile_service(state: WebState) -> Any:
     from adesync.sync.profiles import ProfileService
 
     return ProfileService(sync_service(state))
-
-
-def request_state(request: Request) -> WebState:
-    return web_state(request)
 
 
 # What a listing shows (token_document and extra_fields); secrets are read as "is it there"
