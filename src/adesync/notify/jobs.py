@@ -7,7 +7,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,8 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from adesync.errors import ConfigError
 from adesync.health.messages import TokenLabel
 from adesync.health.transitions import Transition
-from adesync.notify import metrics
-from adesync.notify.deliver import Delivered, deliver_due
 from adesync.notify.events import (
     device_event,
     dumps,
@@ -30,6 +28,9 @@ from adesync.store.database import Database
 from adesync.store.secrets import SecretBox
 from adesync.store.tables import tokens
 from adesync.store.types import utcnow
+
+if TYPE_CHECKING:
+    from adesync.notify.deliver import Delivered
 
 __all__ = [
     "DELIVER_LEASE",
@@ -188,13 +189,16 @@ async def deliver_outbox(db: Database, box: SecretBox | None = None) -> None:
     settings = _settings()
     if settings is None:
         return
-    task = asyncio.get_running_loop().create_task(
+    task: asyncio.Task[Delivered] = asyncio.get_running_loop().create_task(
         _deliver_logged(db, settings), name="adesync-notify-deliver"
     )
     _delivering[id(db)] = task
 
 
 async def _deliver_logged(db: Database, settings: NotifySettings) -> Delivered:
+    # Imported here: processes that only evaluate health (diagnose) never load the senders.
+    from adesync.notify.deliver import Delivered, deliver_due
+
     try:
         return await deliver_due(db, settings=settings)
     except Exception:
@@ -204,4 +208,6 @@ async def _deliver_logged(db: Database, settings: NotifySettings) -> Delivered:
 
 async def count_run(db: Database, box: SecretBox, token_id: int) -> None:
     """Count the token's finished sync run in the metrics (after each token's sync)."""
+    from adesync.notify import metrics
+
     await metrics.count_sync_run(db, token_id)
