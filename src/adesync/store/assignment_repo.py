@@ -7,11 +7,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from adesync.store.bulk import BulkWrite, from_stored_datetime, probe_serials
 from adesync.store.database import Database
-from adesync.store.tables_sync import assignments, device_history, devices
+from adesync.store.sync_repo import history_insert
+from adesync.store.tables_sync import assignments, devices
 
 # FAILED is retried three times, after these waits; then it stays FAILED (contact Apple).
 FAILED_RETRY_WAITS = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30))
@@ -28,9 +30,28 @@ def next_attempt(
     return None
 
 
+ASSIGNMENT_COLUMNS = (
+    "token_id",
+    "serial_number",
+    "profile_uuid",
+    "status",
+    "attempts",
+    "last_attempt_at",
+    "next_attempt_at",
+)
+
+
 class AssignmentRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._upsert = BulkWrite(
+            db,
+            assignments,
+            ASSIGNMENT_COLUMNS,
+            conflict=("token_id", "serial_number"),
+            update=ASSIGNMENT_COLUMNS[2:],
+        )
+        self._history = history_insert(db)
 
     async def record_results(
         self,
@@ -45,19 +66,16 @@ class AssignmentRepo:
         async with self.db.write() as session:
             previous = {
                 serial: (uuid, status, attempts)
-                for serial, uuid, status, attempts in await session.execute(
-                    select(
-                        assignments.c.serial_number,
-                        assignments.c.profile_uuid,
-                        assignments.c.status,
-                        assignments.c.attempts,
-                    ).where(
-                        assignments.c.token_id == token_id,
-                        assignments.c.serial_number.in_(serials),
-                    )
+                for serial, uuid, status, attempts in await probe_serials(
+                    session,
+                    self.db,
+                    assignments,
+                    token_id,
+                    serials,
+                    ("profile_uuid", "status", "attempts"),
                 )
             }
-            rows: list[dict[str, Any]] = []
+            rows: list[tuple[Any, ...]] = []
             for serial, status in results.items():
                 before = previous.get(serial)
                 retrying = (
@@ -73,41 +91,27 @@ class AssignmentRepo:
                 if status == "THROTTLED" and before and retrying:
                     attempts = before[2]  # a throttled try does not use up a retry
                 rows.append(
-                    {
-                        "token_id": token_id,
-                        "serial_number": serial,
-                        "profile_uuid": profile_uuid,
-                        "status": status,
-                        "attempts": attempts,
-                        "last_attempt_at": now,
-                        "next_attempt_at": next_attempt(status, attempts, now, retry_after),
-                    }
+                    (
+                        token_id,
+                        serial,
+                        profile_uuid,
+                        status,
+                        attempts,
+                        now,
+                        next_attempt(status, attempts, now, retry_after),
+                    )
                 )
-            dialect_insert = postgresql.insert if self.db.is_postgresql else sqlite.insert
-            stmt = dialect_insert(assignments)
-            await session.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[assignments.c.token_id, assignments.c.serial_number],
-                    set_={
-                        name: stmt.excluded[name]
-                        for name in (
-                            "profile_uuid",
-                            "status",
-                            "attempts",
-                            "last_attempt_at",
-                            "next_attempt_at",
-                        )
-                    },
-                ),
-                rows,
-            )
+            await self._upsert.execute(session, rows)
             succeeded = [s for s, status in results.items() if status == "SUCCESS"]
             for start in range(0, len(succeeded), 1000):
                 await session.execute(
                     update(devices)
                     .where(
-                        devices.c.token_id == token_id,
-                        devices.c.serial_number.in_(succeeded[start : start + 1000]),
+                        devices.c.id.in_(
+                            await _device_ids(
+                                session, self.db, token_id, succeeded[start : start + 1000]
+                            )
+                        )
                     )
                     .values(
                         profile_uuid=profile_uuid,
@@ -116,17 +120,10 @@ class AssignmentRepo:
                         updated_at=now,
                     )
                 )
-            await session.execute(
-                insert(device_history),
+            await self._history.execute(
+                session,
                 [
-                    {
-                        "token_id": token_id,
-                        "serial_number": serial,
-                        "at": now,
-                        "kind": "assignment",
-                        "detail": status,
-                        "profile_uuid": profile_uuid,
-                    }
+                    (token_id, serial, now, "assignment", status, profile_uuid)
                     for serial, status in results.items()
                 ],
             )
@@ -174,14 +171,14 @@ class AssignmentRepo:
         if not serials:
             return set()
         async with self.db.read() as session:
-            rows = await session.execute(
-                select(assignments.c.serial_number).where(
-                    assignments.c.token_id == token_id,
-                    assignments.c.serial_number.in_(serials),
-                    assignments.c.next_attempt_at > now,
-                )
+            rows = await probe_serials(
+                session, self.db, assignments, token_id, serials, ("next_attempt_at",)
             )
-            return {serial for (serial,) in rows}
+        return {
+            serial
+            for serial, next_at in rows
+            if (when := from_stored_datetime(next_at)) is not None and when > now
+        }
 
     async def serials_for_new_default(self, token_id: int, old_default: str | None) -> list[str]:
         """Live devices that had the old default profile or none: a new default re-assigns
@@ -199,3 +196,12 @@ class AssignmentRepo:
                 .order_by(devices.c.serial_number)
             )
             return [serial for (serial,) in rows]
+
+
+async def _device_ids(
+    session: AsyncSession, db: Database, token_id: int, serials: Sequence[str]
+) -> list[int]:
+    """Row ids of this token's devices with these serials."""
+    return [
+        int(row[1]) for row in await probe_serials(session, db, devices, token_id, serials, ("id",))
+    ]

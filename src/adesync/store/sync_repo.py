@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import String, and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from adesync.store.bulk import BulkWrite, from_stored_datetime, probe_serials
 from adesync.store.database import Database, rowcount
 from adesync.store.secrets import SecretBox
 from adesync.store.tables import tokens
@@ -46,33 +46,52 @@ class LeaseLost(Exception):
     """Another worker holds this token now; the page was not written."""
 
 
-def _clip(fields: dict[str, Any]) -> dict[str, Any]:
-    """Fit Apple's strings into the column sizes (PostgreSQL refuses longer ones)."""
-    clipped: dict[str, Any] = {}
-    for name, value in fields.items():
-        if isinstance(value, str):
-            length = getattr(devices.c[name].type, "length", None)
-            if length is not None and len(value) > length:
-                value = value[:length]
-        clipped[name] = value
-    return clipped
+def _string_limits(names: Sequence[str]) -> tuple[tuple[int, int], ...]:
+    """(position, length) of each length-limited string column among ``names``."""
+    limits = []
+    for i, name in enumerate(names):
+        column_type = devices.c[name].type
+        if isinstance(column_type, String) and column_type.length is not None:
+            limits.append((i, column_type.length))
+    return tuple(limits)
 
 
-def upsert_statement(db: Database, columns: Sequence[str]) -> Any:
-    """INSERT ... ON CONFLICT (token_id, serial_number) DO UPDATE of ``columns``, skipping
-    rows whose stored operation is newer than the incoming one."""
-    dialect_insert = postgresql.insert if db.is_postgresql else sqlite.insert
-    stmt = dialect_insert(devices)
-    newer_or_same = or_(
-        devices.c.last_op_date.is_(None),
-        stmt.excluded.last_op_date.is_(None),
-        devices.c.last_op_date <= stmt.excluded.last_op_date,
-    )
-    return stmt.on_conflict_do_update(
-        index_elements=[devices.c.token_id, devices.c.serial_number],
-        set_={name: stmt.excluded[name] for name in columns},
-        where=newer_or_same,
-    )
+# Apple's strings must fit the columns (PostgreSQL refuses longer ones).
+_LIMITS = _string_limits(APPLE_DEVICE_FIELDS)
+_IDENTITY_LIMITS = _string_limits(IDENTITY_FIELDS)
+# Row shapes of the three upserts (see _live_row and _gone_row).
+_LIVE_COLUMNS = (
+    "token_id",
+    "serial_number",
+    *APPLE_DEVICE_FIELDS,
+    "last_op_type",
+    "last_op_date",
+    "deleted",
+    "deleted_at",
+    "seen_in_fetch",
+    "first_seen_at",
+    "updated_at",
+)
+_GONE_COLUMNS = (
+    "token_id",
+    "serial_number",
+    *IDENTITY_FIELDS,
+    "last_op_type",
+    "last_op_date",
+    "deleted",
+    "deleted_at",
+    "first_seen_at",
+    "updated_at",
+)
+
+
+def _clip(values: list[Any], limits: tuple[tuple[int, int], ...]) -> list[Any]:
+    """Fit Apple's strings into the column sizes, in place."""
+    for i, length in limits:
+        value = values[i]
+        if value is not None and len(value) > length:
+            values[i] = value[:length]
+    return values
 
 
 def latest_per_serial(records: Sequence[DeviceRecord]) -> list[DeviceRecord]:
@@ -90,46 +109,43 @@ def latest_per_serial(records: Sequence[DeviceRecord]) -> list[DeviceRecord]:
     return list(chosen.values())
 
 
+HISTORY_COLUMNS = ("token_id", "serial_number", "at", "kind", "detail", "profile_uuid")
+
+
+def _device_upsert(db: Database, columns: Sequence[str], update: Sequence[str]) -> BulkWrite:
+    """An upsert of device rows that skips rows whose stored operation is newer."""
+    return BulkWrite(
+        db,
+        devices,
+        columns,
+        conflict=("token_id", "serial_number"),
+        update=update,
+        where="devices.last_op_date IS NULL OR excluded.last_op_date IS NULL "
+        "OR devices.last_op_date <= excluded.last_op_date",
+    )
+
+
+def history_insert(db: Database) -> BulkWrite:
+    """Inserts rows of HISTORY_COLUMNS into ``device_history``."""
+    return BulkWrite(db, device_history, HISTORY_COLUMNS)
+
+
 class SyncRepo:
     """The sync engine's storage, on one database."""
 
     def __init__(self, db: Database, box: SecretBox) -> None:
         self.db = db
         self.box = box
-        self._live_upsert = upsert_statement(
-            db,
-            (
-                *APPLE_DEVICE_FIELDS,
-                "last_op_type",
-                "last_op_date",
-                "deleted",
-                "deleted_at",
-                "updated_at",
-            ),
+        updated = (*APPLE_DEVICE_FIELDS, "last_op_type", "last_op_date", "deleted", "deleted_at")
+        self._live_upsert = _device_upsert(db, _LIVE_COLUMNS, (*updated, "updated_at"))
+        self._fetch_upsert = _device_upsert(
+            db, _LIVE_COLUMNS, (*updated, "seen_in_fetch", "updated_at")
         )
-        self._fetch_upsert = upsert_statement(
-            db,
-            (
-                *APPLE_DEVICE_FIELDS,
-                "last_op_type",
-                "last_op_date",
-                "deleted",
-                "deleted_at",
-                "seen_in_fetch",
-                "updated_at",
-            ),
+        gone_updated = (*IDENTITY_FIELDS, "last_op_type", "last_op_date", "deleted")
+        self._deleted_upsert = _device_upsert(
+            db, _GONE_COLUMNS, (*gone_updated, "deleted_at", "updated_at")
         )
-        self._deleted_upsert = upsert_statement(
-            db,
-            (
-                *IDENTITY_FIELDS,
-                "last_op_type",
-                "last_op_date",
-                "deleted",
-                "deleted_at",
-                "updated_at",
-            ),
-        )
+        self._history = history_insert(db)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -221,17 +237,16 @@ class SyncRepo:
         known = await self._known(session, token_id, [r.serial_number for r in live])
         rows = []
         for record in live:
-            rows.append(self._live_row(token_id, record, now) | {"seen_in_fetch": fetch_started_at})
+            rows.append(self._live_row(token_id, record, now, fetch_started_at))
             status = record.fields.get("profile_status")
             if record.serial_number not in known or status in NEEDS_PROFILE or status is None:
                 result.to_assign.append(record.serial_number)
-        if rows:
-            await session.execute(self._fetch_upsert, rows)
+        await self._fetch_upsert.execute(session, rows)
         result.added += len(rows)
         gone = [r for r in records if r.op_type == "deleted"]
         if gone:
-            await session.execute(
-                self._deleted_upsert, [self._gone_row(token_id, r, now) for r in gone]
+            await self._deleted_upsert.execute(
+                session, [self._gone_row(token_id, r, now) for r in gone]
             )
             result.deleted += len(gone)
 
@@ -244,9 +259,9 @@ class SyncRepo:
         result: PageResult,
     ) -> None:
         known = await self._known(session, token_id, [r.serial_number for r in records])
-        live_rows: list[dict[str, Any]] = []
-        gone_rows: list[dict[str, Any]] = []
-        history: list[dict[str, Any]] = []
+        live_rows: list[tuple[Any, ...]] = []
+        gone_rows: list[tuple[Any, ...]] = []
+        history: list[tuple[Any, ...]] = []
         for record in records:
             stored = known.get(record.serial_number)
             if stored is not None:
@@ -270,65 +285,67 @@ class SyncRepo:
                         result.to_assign.append(record.serial_number)
                 live_rows.append(self._live_row(token_id, record, now))
             history.append(
-                {
-                    "token_id": token_id,
-                    "serial_number": record.serial_number,
-                    "at": record.op_date or now,
-                    "kind": "op",
-                    "detail": op[:32],
-                    "profile_uuid": record.fields.get("profile_uuid"),
-                }
+                (
+                    token_id,
+                    record.serial_number,
+                    record.op_date or now,
+                    "op",
+                    op[:32],
+                    record.fields.get("profile_uuid"),
+                )
             )
-        if live_rows:
-            await session.execute(self._live_upsert, live_rows)
-        if gone_rows:
-            await session.execute(self._deleted_upsert, gone_rows)
-        if history:
-            await session.execute(insert(device_history), history)
+        await self._live_upsert.execute(session, live_rows)
+        await self._deleted_upsert.execute(session, gone_rows)
+        await self._history.execute(session, history)
 
     async def _known(
         self, session: AsyncSession, token_id: int, serials: Sequence[str]
     ) -> dict[str, tuple[datetime | None, bool]]:
         """Stored (last_op_date, deleted) of the given serials of this token."""
-        if not serials:
-            return {}
-        rows = await session.execute(
-            select(devices.c.serial_number, devices.c.last_op_date, devices.c.deleted).where(
-                devices.c.token_id == token_id, devices.c.serial_number.in_(serials)
-            )
+        rows = await probe_serials(
+            session, self.db, devices, token_id, serials, ("last_op_date", "deleted")
         )
-        return {serial: (op_date, deleted) for serial, op_date, deleted in rows}
+        return {
+            serial: (from_stored_datetime(op_date), bool(deleted))
+            for serial, op_date, deleted in rows
+        }
 
     @staticmethod
-    def _live_row(token_id: int, record: DeviceRecord, now: datetime) -> dict[str, Any]:
-        row = _clip({name: record.fields.get(name) for name in APPLE_DEVICE_FIELDS})
-        row.update(
-            token_id=token_id,
-            serial_number=record.serial_number,
-            last_op_type=record.op_type or "added",
-            last_op_date=record.op_date,
-            deleted=False,
-            deleted_at=None,
-            seen_in_fetch=None,
-            first_seen_at=now,
-            updated_at=now,
+    def _live_row(
+        token_id: int, record: DeviceRecord, now: datetime, seen_in_fetch: datetime | None = None
+    ) -> tuple[Any, ...]:
+        """A row of _LIVE_COLUMNS."""
+        fields = record.fields
+        values = _clip([fields.get(name) for name in APPLE_DEVICE_FIELDS], _LIMITS)
+        return (
+            token_id,
+            record.serial_number,
+            *values,
+            record.op_type or "added",
+            record.op_date,
+            False,
+            None,
+            seen_in_fetch,
+            now,
+            now,
         )
-        return row
 
     @staticmethod
-    def _gone_row(token_id: int, record: DeviceRecord, now: datetime) -> dict[str, Any]:
-        row = _clip({name: record.fields.get(name) for name in IDENTITY_FIELDS})
-        row.update(
-            token_id=token_id,
-            serial_number=record.serial_number,
-            last_op_type="deleted",
-            last_op_date=record.op_date,
-            deleted=True,
-            deleted_at=record.op_date or now,
-            first_seen_at=now,
-            updated_at=now,
+    def _gone_row(token_id: int, record: DeviceRecord, now: datetime) -> tuple[Any, ...]:
+        """A row of _GONE_COLUMNS."""
+        fields = record.fields
+        values = _clip([fields.get(name) for name in IDENTITY_FIELDS], _IDENTITY_LIMITS)
+        return (
+            token_id,
+            record.serial_number,
+            *values,
+            "deleted",
+            record.op_date,
+            True,
+            record.op_date or now,
+            now,
+            now,
         )
-        return row
 
     async def _guard(self, session: AsyncSession, token_id: int, worker: str) -> None:
         """Raise LeaseLost unless ``worker`` holds this token's lease (checked in the same

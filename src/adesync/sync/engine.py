@@ -4,6 +4,7 @@
   ``EXPIRED_CURSOR``/``INVALID_CURSOR`` (then the run is marked ``cursor_recovered``).
   ``EXHAUSTED_CURSOR`` on a fetch switches to sync with the same cursor.
 - Pages are requested while ``more_to_follow``; the run stops if the cursor does not move.
+  The next page is requested while the current one is being written (one page ahead).
 - Each page's devices and its cursor are committed together (see :mod:`adesync.store.sync_repo`),
   so a run killed anywhere resumes from the last committed page.
 - Every Apple error is recorded on the token; a success clears its flags.
@@ -11,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -192,68 +194,95 @@ async def _pages(
         fetch_started = now()
         cursor = None
         await store.start_full_fetch(state.token_id, worker, fetch_started)
-    while True:
-        try:
-            page = await _request(client, cursor, fetch_started is not None)
-        except AppleError as error:
-            if error.code == "cursor_exhausted" and fetch_started is not None and cursor:
-                # The fetch had returned every device: close it and go on with sync.
-                await store.commit_page(
-                    state.token_id,
-                    worker,
-                    [],
-                    cursor,
-                    fetch_started_at=fetch_started,
-                    completes_fetch=True,
-                    now=now(),
+    ahead: asyncio.Task[tuple[DevicePage, list[DeviceRecord]]] | None = None
+    try:
+        while True:
+            try:
+                if ahead is not None:
+                    task, ahead = ahead, None
+                    page, records = await task
+                else:
+                    page, records = await _request(client, cursor, fetch_started is not None)
+            except AppleError as error:
+                if error.code == "cursor_exhausted" and fetch_started is not None and cursor:
+                    # The fetch had returned every device: close it and go on with sync.
+                    await store.commit_page(
+                        state.token_id,
+                        worker,
+                        [],
+                        cursor,
+                        fetch_started_at=fetch_started,
+                        completes_fetch=True,
+                        now=now(),
+                    )
+                    fetch_started = None
+                    continue
+                if (
+                    error.code in ("cursor_expired", "cursor_invalid")
+                    and not totals.cursor_recovered
+                ):
+                    totals.cursor_recovered = True
+                    fetch_started = now()
+                    cursor = None
+                    await store.start_full_fetch(state.token_id, worker, fetch_started)
+                    continue
+                raise
+            if page.more_to_follow and page.cursor != cursor:
+                # Ask for the next page while this one is written (its answer, or its error,
+                # is taken only after this page is committed).
+                ahead = asyncio.create_task(
+                    _request(client, page.cursor, fetch_started is not None)
                 )
-                fetch_started = None
+            if fetch_started is not None:
+                totals.kind = "fetch"
+            completes_fetch = fetch_started is not None and not page.more_to_follow
+            result = await store.commit_page(
+                state.token_id,
+                worker,
+                records,
+                page.cursor,
+                fetch_started_at=fetch_started,
+                completes_fetch=completes_fetch,
+                now=now(),
+            )
+            totals.add_page(result, len(records))
+            if on_page is not None and records:
+                await on_page(
+                    state.token_id, "fetch" if fetch_started else "sync", _documents(records)
+                )
+            if assigner is not None and state.default_profile_uuid and result.to_assign:
+                totals.assigned += await assigner.assign(
+                    state.default_profile_uuid, result.to_assign
+                )
+            if progress is not None:
+                progress(state.name, totals)
+            moved = page.cursor != cursor
+            cursor = page.cursor
+            if page.more_to_follow:
+                if not moved:
+                    log.warning("token %s: Apple's cursor did not move; stopping", state.name)
+                    return
                 continue
-            if error.code in ("cursor_expired", "cursor_invalid") and not totals.cursor_recovered:
-                totals.cursor_recovered = True
-                fetch_started = now()
-                cursor = None
-                await store.start_full_fetch(state.token_id, worker, fetch_started)
+            if fetch_started is not None:
+                fetch_started = None  # the fetch is complete: ask for what changed since
                 continue
-            raise
-        if fetch_started is not None:
-            totals.kind = "fetch"
-        records = [to_record(device) for device in page.devices]
-        completes_fetch = fetch_started is not None and not page.more_to_follow
-        result = await store.commit_page(
-            state.token_id,
-            worker,
-            records,
-            page.cursor,
-            fetch_started_at=fetch_started,
-            completes_fetch=completes_fetch,
-            now=now(),
-        )
-        totals.add_page(result, len(records))
-        if on_page is not None and records:
-            await on_page(state.token_id, "fetch" if fetch_started else "sync", _documents(records))
-        if assigner is not None and state.default_profile_uuid and result.to_assign:
-            totals.assigned += await assigner.assign(state.default_profile_uuid, result.to_assign)
-        if progress is not None:
-            progress(state.name, totals)
-        moved = page.cursor != cursor
-        cursor = page.cursor
-        if page.more_to_follow:
-            if not moved:
-                log.warning("token %s: Apple's cursor did not move; stopping", state.name)
-                return
-            continue
-        if fetch_started is not None:
-            fetch_started = None  # the fetch is complete: ask for what changed since
-            continue
-        return
+            return
+    finally:
+        if ahead is not None:
+            ahead.cancel()
+            await asyncio.gather(ahead, return_exceptions=True)
 
 
-async def _request(client: DeviceListing, cursor: str | None, fetching: bool) -> DevicePage:
+async def _request(
+    client: DeviceListing, cursor: str | None, fetching: bool
+) -> tuple[DevicePage, list[DeviceRecord]]:
+    """The next page and its records (converted here, while the previous page is written)."""
     if fetching:
-        return await client.fetch_devices(cursor=cursor)
-    assert cursor is not None
-    return await client.sync_devices(cursor=cursor)
+        page = await client.fetch_devices(cursor=cursor)
+    else:
+        assert cursor is not None
+        page = await client.sync_devices(cursor=cursor)
+    return page, [to_record(device) for device in page.devices]
 
 
 def _documents(records: list[DeviceRecord]) -> list[dict[str, Any]]:

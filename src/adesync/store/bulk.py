@@ -1,0 +1,168 @@
+"""Bulk writes and serial lookups shaped for pages of 1000 devices.
+
+SQLAlchemy's per-row parameter processing costs more than the database's own work for a page
+of devices, so a page goes to the driver directly: on SQLite one ``executemany`` of plain tuples
+(timestamps already in SQLAlchemy's SQLite text format, so they compare and read back exactly as
+rows SQLAlchemy wrote), on PostgreSQL one statement whose rows come from ``unnest`` of one
+binary array per column.
+
+Looking serials of one token up on PostgreSQL goes through a ``LATERAL`` probe of the
+serial number index, one serial at a time: with ``token_id = ? AND serial_number IN (...)``
+the planner, which does not know yet how many rows a token has while its first full fetch
+runs, reads every row of the token for every page (quadratic time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Boolean, Integer, String, Table, Text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from adesync.store.database import Database
+from adesync.store.types import UTCDateTime
+
+__all__ = ["BulkWrite", "from_stored_datetime", "probe_serials", "sqlite_datetime"]
+
+
+def sqlite_datetime(value: datetime) -> str:
+    """``value`` as SQLAlchemy stores a UTCDateTime on SQLite (naive UTC, microseconds)."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    if value.utcoffset():
+        value = value.astimezone(UTC)
+    # "YYYY-MM-DD HH:MM:SS.ffffff" and the "+00:00" offset, which SQLite's text leaves out.
+    return value.isoformat(" ", "microseconds")[:26]
+
+
+def from_stored_datetime(value: Any) -> datetime | None:
+    """A timestamp read through the driver (SQLite text or PostgreSQL datetime), aware UTC."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    assert isinstance(value, datetime)
+    return value.astimezone(UTC)
+
+
+def _pg_array_type(table: Table, name: str) -> str:
+    column_type = table.c[name].type
+    if isinstance(column_type, UTCDateTime):
+        return "timestamptz[]"
+    if isinstance(column_type, Boolean):
+        return "boolean[]"
+    if isinstance(column_type, Integer):
+        return "bigint[]"
+    if isinstance(column_type, String | Text):
+        return "text[]"
+    raise TypeError(f"no array type for {table.name}.{name}")  # pragma: no cover
+
+
+class BulkWrite:
+    """``INSERT`` rows of ``columns`` into ``table``; with ``conflict`` (the unique columns),
+    ``ON CONFLICT DO UPDATE`` of ``update`` columns, only ``where`` it holds (SQL over
+    ``<table>`` and ``excluded``). Rows are tuples in ``columns`` order holding what SQLAlchemy
+    would accept for those columns (aware datetimes, bools, strings that fit)."""
+
+    def __init__(
+        self,
+        db: Database,
+        table: Table,
+        columns: Sequence[str],
+        *,
+        conflict: Sequence[str] = (),
+        update: Sequence[str] = (),
+        where: str | None = None,
+    ) -> None:
+        self.is_postgresql = db.is_postgresql
+        self.columns = tuple(columns)
+        names = ", ".join(self.columns)
+        tail = ""
+        if conflict:
+            sets = ", ".join(f"{name} = excluded.{name}" for name in update)
+            tail = f" ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {sets}"
+            if where:
+                tail += f" WHERE {where}"
+        # Only names from the table definition go into the text; every value is bound.
+        if self.is_postgresql:
+            arrays = ", ".join(f"%({n})b::{_pg_array_type(table, n)}" for n in self.columns)
+            self.sql = f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays}){tail}"  # noqa: S608
+        else:
+            marks = ", ".join("?" for _ in self.columns)
+            self.sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks}){tail}"  # noqa: S608
+        self._datetimes = tuple(
+            i for i, name in enumerate(self.columns) if isinstance(table.c[name].type, UTCDateTime)
+        )
+
+    async def execute(self, session: AsyncSession, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        connection = await session.connection()
+        if self.is_postgresql:
+            arrays = {name: [row[i] for row in rows] for i, name in enumerate(self.columns)}
+            await connection.exec_driver_sql(self.sql, arrays)
+        else:
+            await connection.exec_driver_sql(self.sql, self._sqlite_rows(rows))
+
+    def _sqlite_rows(self, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+        # Most timestamps of a page are the same few values (now, the fetch start, Apple's
+        # batch dates): convert each distinct one once.
+        text: dict[datetime, str] = {}
+        converted = []
+        positions = self._datetimes
+        for row in rows:
+            values = list(row)
+            for i in positions:
+                value = values[i]
+                if value is not None:
+                    stored = text.get(value)
+                    if stored is None:
+                        stored = text[value] = sqlite_datetime(value)
+                    values[i] = stored
+            converted.append(tuple(values))
+        return converted
+
+
+async def probe_serials(
+    session: AsyncSession,
+    db: Database,
+    table: Table,
+    token_id: int,
+    serials: Sequence[str],
+    columns: Sequence[str],
+) -> list[tuple[Any, ...]]:
+    """``(serial_number, *columns)`` of the rows of ``table`` this token has for ``serials``
+    (values as the driver returns them; see :func:`from_stored_datetime`)."""
+    if not serials:
+        return []
+    connection = await session.connection()
+    wanted = ", ".join(("serial_number", *columns))
+    if db.is_postgresql:
+        # The token is checked outside the probe (OFFSET 0 keeps it out): inside, the planner
+        # could pick an index on token_id, thinking it selective, and read all of its rows.
+        result = await connection.exec_driver_sql(
+            f"SELECT p.serial_number{''.join(f', p.{c}' for c in columns)} "  # noqa: S608
+            "FROM unnest(%(serials)b::text[]) AS s(serial) "
+            f"CROSS JOIN LATERAL (SELECT token_id, {wanted} FROM {table.name} "
+            "WHERE serial_number = s.serial OFFSET 0) AS p WHERE p.token_id = %(token_id)s",
+            {"serials": list(serials), "token_id": token_id},
+        )
+        return _tuples(result)
+    found: list[tuple[Any, ...]] = []
+    # SQLite allows 32766 parameters per statement.
+    for start in range(0, len(serials), 10_000):
+        chunk = list(serials[start : start + 10_000])
+        marks = ", ".join("?" for _ in chunk)
+        result = await connection.exec_driver_sql(
+            f"SELECT {wanted} FROM {table.name} WHERE token_id = ? "  # noqa: S608
+            f"AND serial_number IN ({marks})",
+            (token_id, *chunk),
+        )
+        found.extend(_tuples(result))
+    return found
+
+
+def _tuples(result: Any) -> list[tuple[Any, ...]]:
+    return [tuple(row) for row in result]
