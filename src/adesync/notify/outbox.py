@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adesync.store.database import Database
@@ -84,8 +83,16 @@ async def enqueue(session: AsyncSession, items: Sequence[Queued], now: datetime)
     dedup key) is left as it is."""
     if not items:
         return
-    dialect = session.get_bind().dialect.name
-    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(notify_outbox)
+    # Each dialect's INSERT ... ON CONFLICT, imported for the database in use only.
+    statement: Any
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        statement = pg_insert(notify_outbox)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(notify_outbox)
     await session.execute(
         statement.on_conflict_do_nothing(
             index_elements=[notify_outbox.c.channel, notify_outbox.c.dedup_key]
