@@ -10,7 +10,7 @@ from fastapi import Request, Response
 
 from adesync.web.problems import PROBLEM_JSON, ProblemModel
 
-__all__ = ["ERRORS", "MAX_ID", "client_address", "json_response", "jsonable"]
+__all__ = ["ERRORS", "MAX_ID", "client_address", "json_body", "json_response", "jsonable"]
 
 
 # The largest id a database row can have (64-bit signed): larger keyset cursors are invalid.
@@ -47,11 +47,16 @@ def _iso(value: object) -> str:
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
+def json_body(document: Any) -> bytes:
+    """``document`` as JSON from the C encoder (timestamps as ISO 8601 with ``Z``)."""
+    text = json.dumps(document, default=_iso, ensure_ascii=False, separators=(",", ":"))
+    return text.encode("utf-8")
+
+
 def json_response(document: Any, status: int = 200) -> Response:
-    """``document`` as JSON straight from the C encoder (timestamps as ISO 8601 with ``Z``):
-    the listings skip re-validating what the store already typed."""
-    body = json.dumps(document, default=_iso, ensure_ascii=False, separators=(",", ":"))
-    return Response(body, status_code=status, media_type="application/json")
+    """``document`` as JSON straight from the C encoder: the listings skip re-validating what
+    the store already typed."""
+    return Response(json_body(document), status_code=status, media_type="application/json")
 
 
 def client_address(request: Request) -> str | None:
