@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from adesync.health import evaluate
 from adesync.health.transitions import log
+from adesync.notify import metrics
 from adesync.notify.logs import JsonLineFormatter
 from adesync.notify.metrics import (
     REGISTRY,
