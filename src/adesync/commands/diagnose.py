@@ -120,7 +120,13 @@ def show(report: dict[str, Any], lang: str) -> None:
 
 
 def _show_finding(finding: dict[str, Any], lang: str) -> None:
+    from rich.padding import Padding
+
     from adesync.health.messages import message
+
+    def block(text: str, indent: int) -> None:
+        # Wrapped lines stay under their heading.
+        out.print(Padding(escape(text), (0, 0, 0, indent), expand=False))
 
     severity = finding["severity"]
     label = message(lang, "severities", severity).upper()
@@ -128,12 +134,12 @@ def _show_finding(finding: dict[str, Any], lang: str) -> None:
         f"  [{_COLOURS[severity]}]{escape(label)}[/{_COLOURS[severity]}] "
         f"[bold]{escape(finding['title'])}[/bold] [dim]({finding['code']})[/dim]"
     )
-    out.print(f"    {escape(finding['detail'])}")
+    block(finding["detail"], 4)
     if finding["samples"]:
         samples = ", ".join(finding["samples"])
-        out.print(f"    {escape(message(lang, 'report', 'samples'))}: {escape(samples)}")
-    out.print(f"    {escape(message(lang, 'report', 'steps'))}:")
+        block(f"{message(lang, 'report', 'samples')}: {samples}", 4)
+    block(f"{message(lang, 'report', 'steps')}:", 4)
     for number, step in enumerate(finding["remediation"], start=1):
-        out.print(f"      {number}. {escape(step)}")
-    out.print(f"    {escape(message(lang, 'report', 'actor'))}: {escape(finding['actor'])}")
-    out.print(f"    {escape(message(lang, 'report', 'docs'))}: {escape(finding['doc_url'])}")
+        block(f"{number}. {step}", 6)
+    block(f"{message(lang, 'report', 'actor')}: {finding['actor']}", 4)
+    block(f"{message(lang, 'report', 'docs')}: {finding['doc_url']}", 4)
