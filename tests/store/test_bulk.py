@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import event, insert, select
 
-from adesync.store.bulk import BulkWrite, from_stored_datetime, probe_serials, sqlite_datetime
+from adesync.store.assignment_repo import AssignmentRepo
+from adesync.store.bulk import BulkWrite, from_stored_datetime, probe_devices, sqlite_datetime
 from adesync.store.database import Database
 from adesync.store.secrets import SecretBox
 from adesync.store.sync_repo import SyncRepo
@@ -119,8 +120,8 @@ async def test_probing_serials_finds_only_this_tokens_rows(db: Database, box: Se
         await write.execute(session, [(mine, s, None, False, T0, T0, T0) for s in serials[::2]])
         await write.execute(session, [(other, "S00001", None, False, None, T0, T0)])
     async with db.read() as session:
-        found = await probe_serials(session, db, devices, mine, serials, ("last_op_date",))
-        assert await probe_serials(session, db, devices, mine, [], ("deleted",)) == []
+        found = await probe_devices(session, db, mine, serials, ("last_op_date",))
+        assert await probe_devices(session, db, mine, [], ("deleted",)) == []
     assert sorted(s for s, _ in found) == serials[::2]
     assert {from_stored_datetime(value) for _, value in found} == {T0}
 
@@ -131,14 +132,16 @@ async def test_a_page_looks_its_serials_up_by_index_not_by_scanning_the_token(
 ) -> None:
     """The bug: ``token_id = ? AND serial_number IN (...)`` made PostgreSQL, which has no
     statistics for a token whose first fetch is running, read all of the token's rows for
-    every page (quadratic time). Each lookup must read about as many rows as it asks for."""
+    every page (quadratic time). Each lookup of a page (the device states it updates, the
+    assignment answers it records) must read about as many rows as it asks for."""
     token_id = await insert_token(db, box)
-    repo = SyncRepo(db, box)
+    serials = [f"D{n:05d}" for n in range(5000)]
     write = BulkWrite(db, devices, COLUMNS)
     async with db.write() as session:
-        await write.execute(
-            session, [(token_id, f"D{n:05d}", None, False, T0, T0, T0) for n in range(5000)]
-        )
+        await write.execute(session, [(token_id, s, None, False, T0, T0, T0) for s in serials])
+    assignments = AssignmentRepo(db)
+    await assignments.record_results(token_id, "P1", dict.fromkeys(serials, "SUCCESS"), None, T0)
+    page = serials[:100]
     lookups: list[tuple[str, Any]] = []
 
     def capture(_c: Any, _cur: Any, statement: str, params: Any, _ctx: Any, many: bool) -> None:
@@ -147,29 +150,35 @@ async def test_a_page_looks_its_serials_up_by_index_not_by_scanning_the_token(
 
     event.listen(db.engine.sync_engine, "before_cursor_execute", capture)
     try:
-        page = [record(f"D{n:05d}", "modified", T0 + timedelta(hours=1)) for n in range(100)]
-        await repo.commit_page(
-            token_id, "w1", page, "c1", fetch_started_at=None, completes_fetch=False, now=T0
+        later = T0 + timedelta(hours=1)
+        await SyncRepo(db, box).commit_page(
+            token_id,
+            "w1",
+            [record(s, "modified", later) for s in page],
+            "c1",
+            fetch_started_at=None,
+            completes_fetch=False,
+            now=later,
         )
+        assert await assignments.waiting(token_id, page, later) == set()
+        answers = {s: "FAILED" if n % 2 else "SUCCESS" for n, s in enumerate(page)}
+        await assignments.record_results(token_id, "P2", answers, None, T0)
     finally:
         event.remove(db.engine.sync_engine, "before_cursor_execute", capture)
-    assert lookups, "commit_page looked nothing up"
+    assert len(lookups) >= 4, lookups
     async with db.read() as session:
         connection = await session.connection()
         for statement, params in lookups:
-            plan = (
-                await connection.exec_driver_sql(
-                    "EXPLAIN (ANALYZE, FORMAT JSON) " + statement, params
-                )
-            ).scalar_one()
+            explain = "EXPLAIN (ANALYZE, FORMAT JSON) " + statement
+            plan = (await connection.exec_driver_sql(explain, params)).scalar_one()
             plan = json.loads(plan) if isinstance(plan, str) else plan
             assert _rows_read(plan[0]["Plan"]) <= 2 * len(page), json.dumps(plan, indent=1)
 
 
 def _rows_read(node: dict[str, Any]) -> int:
-    """Rows the plan's scans of ``devices`` produced, before any filter (all loops)."""
+    """Rows the plan's scans of the two tables produced, before any filter (all loops)."""
     own = 0
-    if node.get("Relation Name") == "devices":
+    if node.get("Relation Name") in ("devices", "assignments"):
         loops = int(node.get("Actual Loops", 1))
         own = int(node.get("Actual Rows", 0)) * loops + int(node.get("Rows Removed by Filter", 0))
         own += int(node.get("Rows Removed by Index Recheck", 0))

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adesync.store.bulk import BulkWrite, from_stored_datetime, probe_serials
+from adesync.store.bulk import BulkWrite, probe_devices
 from adesync.store.database import Database
 from adesync.store.sync_repo import history_insert
 from adesync.store.tables_sync import assignments, devices
@@ -18,6 +18,8 @@ from adesync.store.tables_sync import assignments, devices
 # FAILED is retried three times, after these waits; then it stays FAILED (contact Apple).
 FAILED_RETRY_WAITS = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30))
 DEFAULT_THROTTLE_WAIT = timedelta(seconds=60)
+# The answers that get a next attempt.
+RETRIED = ("FAILED", "THROTTLED")
 
 
 def next_attempt(
@@ -64,17 +66,22 @@ class AssignmentRepo:
         """Store Apple's per-serial answers; SUCCESS also marks the device assigned locally."""
         serials = list(results)
         async with self.db.write() as session:
-            previous = {
-                serial: (uuid, status, attempts)
-                for serial, uuid, status, attempts in await probe_serials(
-                    session,
-                    self.db,
-                    assignments,
-                    token_id,
-                    serials,
-                    ("profile_uuid", "status", "attempts"),
-                )
-            }
+            # Only an earlier FAILED or THROTTLED answer changes the count of attempts.
+            previous: dict[str, tuple[str, str, int]] = {}
+            for start in range(0, len(serials), 1000):
+                for serial, uuid, status, attempts in await session.execute(
+                    select(
+                        assignments.c.serial_number,
+                        assignments.c.profile_uuid,
+                        assignments.c.status,
+                        assignments.c.attempts,
+                    ).where(
+                        assignments.c.token_id == token_id,
+                        assignments.c.status.in_(RETRIED),
+                        assignments.c.serial_number.in_(serials[start : start + 1000]),
+                    )
+                ):
+                    previous[serial] = (uuid, status, attempts)
             rows: list[tuple[Any, ...]] = []
             for serial, status in results.items():
                 before = previous.get(serial)
@@ -170,15 +177,21 @@ class AssignmentRepo:
         """Serials with a retry scheduled in the future (not to be assigned again now)."""
         if not serials:
             return set()
+        waiting: set[str] = set()
         async with self.db.read() as session:
-            rows = await probe_serials(
-                session, self.db, assignments, token_id, serials, ("next_attempt_at",)
-            )
-        return {
-            serial
-            for serial, next_at in rows
-            if (when := from_stored_datetime(next_at)) is not None and when > now
-        }
+            for start in range(0, len(serials), 1000):
+                # Only FAILED and THROTTLED answers have a next attempt; saying so lets the
+                # database use the (token, status) index rather than read all the token's rows.
+                rows = await session.execute(
+                    select(assignments.c.serial_number).where(
+                        assignments.c.token_id == token_id,
+                        assignments.c.status.in_(RETRIED),
+                        assignments.c.serial_number.in_(serials[start : start + 1000]),
+                        assignments.c.next_attempt_at > now,
+                    )
+                )
+                waiting.update(serial for (serial,) in rows)
+        return waiting
 
     async def serials_for_new_default(self, token_id: int, old_default: str | None) -> list[str]:
         """Live devices that had the old default profile or none: a new default re-assigns
@@ -202,6 +215,5 @@ async def _device_ids(
     session: AsyncSession, db: Database, token_id: int, serials: Sequence[str]
 ) -> list[int]:
     """Row ids of this token's devices with these serials."""
-    return [
-        int(row[1]) for row in await probe_serials(session, db, devices, token_id, serials, ("id",))
-    ]
+    rows = await probe_devices(session, db, token_id, serials, ("id",))
+    return [int(row_id) for _, row_id in rows]

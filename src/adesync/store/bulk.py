@@ -6,10 +6,10 @@ of devices, so a page goes to the driver directly: on SQLite one ``executemany``
 rows SQLAlchemy wrote), on PostgreSQL one statement whose rows come from ``unnest`` of one
 binary array per column.
 
-Looking serials of one token up on PostgreSQL goes through a ``LATERAL`` probe of the
-serial number index, one serial at a time: with ``token_id = ? AND serial_number IN (...)``
-the planner, which does not know yet how many rows a token has while its first full fetch
-runs, reads every row of the token for every page (quadratic time).
+Looking a page's devices up on PostgreSQL goes through a ``LATERAL`` probe of the serial
+number index, one serial at a time: with ``token_id = ? AND serial_number IN (...)`` the
+planner, which does not know yet how many rows a token has while its first full fetch runs,
+reads every row of the token for every page (quadratic time).
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from sqlalchemy import Boolean, Integer, String, Table, Text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adesync.store.database import Database
+from adesync.store.tables_sync import devices
 from adesync.store.types import UTCDateTime
 
-__all__ = ["BulkWrite", "from_stored_datetime", "probe_serials", "sqlite_datetime"]
+__all__ = ["BulkWrite", "from_stored_datetime", "probe_devices", "sqlite_datetime"]
 
 
 def sqlite_datetime(value: datetime) -> str:
@@ -125,16 +126,16 @@ class BulkWrite:
         return converted
 
 
-async def probe_serials(
+async def probe_devices(
     session: AsyncSession,
     db: Database,
-    table: Table,
     token_id: int,
     serials: Sequence[str],
     columns: Sequence[str],
 ) -> list[tuple[Any, ...]]:
-    """``(serial_number, *columns)`` of the rows of ``table`` this token has for ``serials``
-    (values as the driver returns them; see :func:`from_stored_datetime`)."""
+    """``(serial_number, *columns)`` of this token's ``devices`` rows for ``serials`` (values as
+    the driver returns them; see :func:`from_stored_datetime`)."""
+    table = devices
     if not serials:
         return []
     connection = await session.connection()

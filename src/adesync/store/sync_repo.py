@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import String, and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adesync.store.bulk import BulkWrite, from_stored_datetime, probe_serials
+from adesync.store.bulk import BulkWrite, from_stored_datetime, probe_devices
 from adesync.store.database import Database, rowcount
 from adesync.store.secrets import SecretBox
 from adesync.store.tables import tokens
@@ -302,9 +302,7 @@ class SyncRepo:
         self, session: AsyncSession, token_id: int, serials: Sequence[str]
     ) -> dict[str, tuple[datetime | None, bool]]:
         """Stored (last_op_date, deleted) of the given serials of this token."""
-        rows = await probe_serials(
-            session, self.db, devices, token_id, serials, ("last_op_date", "deleted")
-        )
+        rows = await probe_devices(session, self.db, token_id, serials, ("last_op_date", "deleted"))
         return {
             serial: (from_stored_datetime(op_date), bool(deleted))
             for serial, op_date, deleted in rows
