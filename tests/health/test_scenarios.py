@@ -505,9 +505,13 @@ def test_duplicate_server(world: World) -> None:
 
 
 def test_personal_apple_account(world: World) -> None:
-    world.healthy_token(admin_id="someone@icloud.com")
+    server_uuid = world.healthy_token(admin_id="someone@icloud.com")
     finding = world.expect("personal_apple_id", "info", 0)
     assert "icloud.com" in finding["detail"]
+    # The next renewal is downloaded by an organisational Managed Apple Account.
+    world.sim.server(server_uuid).admin_id = "ade-admin@school.example"
+    world.renew("lab")
+    world.expect_healthy()
 
 
 def test_over_capacity(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
