@@ -9,6 +9,7 @@ from adesync.store.lease_repo import (
     claim_due_tokens,
     claim_named_lease,
     claim_token,
+    release_all,
     release_token,
     renew_token_lease,
 )
@@ -107,3 +108,15 @@ async def test_named_leases_let_one_scheduler_run_a_periodic_job(db: Database) -
     assert await claim_named_lease(db, "health", "w1", T0, 60)
     assert not await claim_named_lease(db, "health", "w2", T0 + timedelta(seconds=30), 60)
     assert await claim_named_lease(db, "health", "w2", T0 + timedelta(seconds=61), 60)
+
+
+async def test_a_stopping_scheduler_gives_back_every_lease_it_holds(
+    db: Database, box: SecretBox
+) -> None:
+    for i in range(3):
+        await insert_token(db, box, f"t{i}", lease_owner=None)
+    assert len(await claim_due_tokens(db, "w1", 3, T0, 600)) == 3
+    assert await claim_named_lease(db, "health", "w1", T0, 600)
+    await release_all(db, "w1")
+    assert len(await claim_due_tokens(db, "w2", 3, T0, 600)) == 3
+    assert await claim_named_lease(db, "health", "w2", T0, 600)

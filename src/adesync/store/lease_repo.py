@@ -94,6 +94,20 @@ async def release_token(
         )
 
 
+async def release_all(db: Database, worker: str) -> None:
+    """Give back every lease ``worker`` holds (a scheduler stopping: tokens it claimed but had
+    not started stay due for the others)."""
+    async with db.write() as session:
+        await session.execute(
+            update(tokens)
+            .where(tokens.c.lease_owner == worker)
+            .values(lease_owner=None, lease_expires_at=None)
+        )
+        await session.execute(
+            update(leases).where(leases.c.owner == worker).values(owner=None, expires_at=None)
+        )
+
+
 async def claim_named_lease(
     db: Database, name: str, worker: str, now: datetime, seconds: float
 ) -> bool:

@@ -23,6 +23,7 @@ from adesync.store.lease_repo import (
     claim_named_lease,
     forget_worker,
     new_worker_id,
+    release_all,
 )
 from adesync.store.secrets import SecretBox
 from adesync.store.types import utcnow
@@ -92,6 +93,8 @@ class Scheduler:
                 task.cancel()
             await asyncio.gather(*self.running, return_exceptions=True)
             with contextlib.suppress(Exception):
+                # A task cancelled before it started never released the lease it was given.
+                await release_all(self.db, self.worker)
                 await forget_worker(self.db, self.worker)
             log.info("scheduler %s stopped after %d syncs", self.worker, self.synced)
 
