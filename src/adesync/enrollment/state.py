@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, up
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adesync.enrollment.model import EnrollmentState, EventKind
+from adesync.store.bulk import device_ids
 from adesync.store.database import rowcount
 from adesync.store.tables_enrollment import enrollment_events
 from adesync.store.tables_sync import devices
@@ -123,7 +124,13 @@ async def refresh_serials(
     for chunk in _chunks(unique):
         condition: ColumnElement[bool] = devices.c.serial_number.in_(chunk)
         if token_id is not None:
-            condition = and_(devices.c.token_id == token_id, condition)
+            # By row id: given token_id = ? AND serial_number IN (...), PostgreSQL, with no
+            # statistics yet for a token whose first fetch is running, reads every row of the
+            # token for every page (see adesync.store.bulk).
+            ids = await device_ids(session, token_id, chunk)
+            if not ids:
+                continue
+            condition = devices.c.id.in_(ids)
         touched += await refresh_where(session, condition, now)
     return touched
 

@@ -8,9 +8,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from adesync.store.bulk import BulkWrite, probe_devices
+from adesync.store.bulk import BulkWrite, device_ids
 from adesync.store.database import Database
 from adesync.store.sync_repo import history_insert
 from adesync.store.tables_sync import assignments, devices
@@ -115,9 +114,7 @@ class AssignmentRepo:
                     update(devices)
                     .where(
                         devices.c.id.in_(
-                            await _device_ids(
-                                session, self.db, token_id, succeeded[start : start + 1000]
-                            )
+                            await device_ids(session, token_id, succeeded[start : start + 1000])
                         )
                     )
                     .values(
@@ -209,11 +206,3 @@ class AssignmentRepo:
                 .order_by(devices.c.serial_number)
             )
             return [serial for (serial,) in rows]
-
-
-async def _device_ids(
-    session: AsyncSession, db: Database, token_id: int, serials: Sequence[str]
-) -> list[int]:
-    """Row ids of this token's devices with these serials."""
-    rows = await probe_devices(session, db, token_id, serials, ("id",))
-    return [int(row_id) for _, row_id in rows]

@@ -25,7 +25,7 @@ from adesync.store.database import Database
 from adesync.store.tables_sync import devices
 from adesync.store.types import UTCDateTime
 
-__all__ = ["BulkWrite", "from_stored_datetime", "probe_devices", "sqlite_datetime"]
+__all__ = ["BulkWrite", "device_ids", "from_stored_datetime", "probe_devices", "sqlite_datetime"]
 
 
 def sqlite_datetime(value: datetime) -> str:
@@ -127,11 +127,7 @@ class BulkWrite:
 
 
 async def probe_devices(
-    session: AsyncSession,
-    db: Database,
-    token_id: int,
-    serials: Sequence[str],
-    columns: Sequence[str],
+    session: AsyncSession, token_id: int, serials: Sequence[str], columns: Sequence[str]
 ) -> list[tuple[Any, ...]]:
     """``(serial_number, *columns)`` of this token's ``devices`` rows for ``serials`` (values as
     the driver returns them; see :func:`from_stored_datetime`)."""
@@ -140,7 +136,7 @@ async def probe_devices(
         return []
     connection = await session.connection()
     wanted = ", ".join(("serial_number", *columns))
-    if db.is_postgresql:
+    if connection.dialect.name == "postgresql":
         # The token is checked outside the probe (OFFSET 0 keeps it out): inside, the planner
         # could pick an index on token_id, thinking it selective, and read all of its rows.
         result = await connection.exec_driver_sql(
@@ -163,6 +159,11 @@ async def probe_devices(
         )
         found.extend(_tuples(result))
     return found
+
+
+async def device_ids(session: AsyncSession, token_id: int, serials: Sequence[str]) -> list[int]:
+    """Row ids of this token's devices with these serials (to update them by primary key)."""
+    return [int(row_id) for _, row_id in await probe_devices(session, token_id, serials, ("id",))]
 
 
 def _tuples(result: Any) -> list[tuple[Any, ...]]:

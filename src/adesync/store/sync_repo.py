@@ -302,7 +302,7 @@ class SyncRepo:
         self, session: AsyncSession, token_id: int, serials: Sequence[str]
     ) -> dict[str, tuple[datetime | None, bool]]:
         """Stored (last_op_date, deleted) of the given serials of this token."""
-        rows = await probe_devices(session, self.db, token_id, serials, ("last_op_date", "deleted"))
+        rows = await probe_devices(session, token_id, serials, ("last_op_date", "deleted"))
         return {
             serial: (from_stored_datetime(op_date), bool(deleted))
             for serial, op_date, deleted in rows
