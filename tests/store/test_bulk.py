@@ -188,3 +188,24 @@ def _rows_read(node: dict[str, Any]) -> int:
         own += int(node.get("Rows Removed by Index Recheck", 0))
     children = node.get("Plans", [])
     return own + sum(_rows_read(child) for child in children)
+
+
+async def test_apple_strings_longer_than_their_columns_are_clipped(
+    db: Database, box: SecretBox
+) -> None:
+    token_id = await insert_token(db, box)
+    repo = SyncRepo(db, box)
+    long = {"description": "D" * 300, "asset_tag": "A" * 200, "color": "C" * 70}
+    await repo.commit_page(
+        token_id,
+        "w1",
+        [record("LONG1", "added", T0, **long), record("LONG2", "deleted", T0, **long)],
+        "c1",
+        fetch_started_at=None,
+        completes_fetch=False,
+        now=T0,
+    )
+    async with db.read() as session:
+        rows = {r.serial_number: r for r in await session.execute(select(devices))}
+    assert (len(rows["LONG1"].description), len(rows["LONG1"].asset_tag)) == (255, 128)
+    assert (len(rows["LONG2"].description), len(rows["LONG2"].color)) == (255, 64)

@@ -65,7 +65,8 @@ class BulkWrite:
     """``INSERT`` rows of ``columns`` into ``table``; with ``conflict`` (the unique columns),
     ``ON CONFLICT DO UPDATE`` of ``update`` columns, only ``where`` it holds (SQL over
     ``<table>`` and ``excluded``). Rows are tuples in ``columns`` order holding what SQLAlchemy
-    would accept for those columns (aware datetimes, bools, strings that fit)."""
+    would accept for those columns (aware datetimes, bools, strings that fit); rows that are
+    lists may be changed in place."""
 
     def __init__(
         self,
@@ -108,21 +109,21 @@ class BulkWrite:
             await connection.exec_driver_sql(self.sql, self._sqlite_rows(rows))
 
     def _sqlite_rows(self, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
-        # Most timestamps of a page are the same few values (now, the fetch start, Apple's
-        # batch dates): convert each distinct one once.
-        text: dict[datetime, str] = {}
+        # Many timestamps of a page are the same object (now, the fetch start): convert each
+        # object once. (Keyed by identity: hashing an aware datetime costs more than that.)
+        text: dict[int, str] = {}
         converted = []
         positions = self._datetimes
         for row in rows:
-            values = list(row)
+            values = row if isinstance(row, list) else list(row)
             for i in positions:
                 value = values[i]
                 if value is not None:
-                    stored = text.get(value)
+                    stored = text.get(id(value))
                     if stored is None:
-                        stored = text[value] = sqlite_datetime(value)
+                        stored = text[id(value)] = sqlite_datetime(value)
                     values[i] = stored
-            converted.append(tuple(values))
+            converted.append(tuple(values))  # SQLAlchemy takes tuples, not lists
         return converted
 
 

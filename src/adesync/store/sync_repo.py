@@ -46,19 +46,16 @@ class LeaseLost(Exception):
     """Another worker holds this token now; the page was not written."""
 
 
-def _string_limits(names: Sequence[str]) -> tuple[tuple[int, int], ...]:
-    """(position, length) of each length-limited string column among ``names``."""
+def _string_limits(names: Sequence[str], offset: int) -> tuple[tuple[int, int], ...]:
+    """(position + offset, length) of each length-limited string column among ``names``."""
     limits = []
-    for i, name in enumerate(names):
+    for i, name in enumerate(names, offset):
         column_type = devices.c[name].type
         if isinstance(column_type, String) and column_type.length is not None:
             limits.append((i, column_type.length))
     return tuple(limits)
 
 
-# Apple's strings must fit the columns (PostgreSQL refuses longer ones).
-_LIMITS = _string_limits(APPLE_DEVICE_FIELDS)
-_IDENTITY_LIMITS = _string_limits(IDENTITY_FIELDS)
 # Row shapes of the three upserts (see _live_row and _gone_row).
 _LIVE_COLUMNS = (
     "token_id",
@@ -108,6 +105,11 @@ def latest_per_serial(records: Sequence[DeviceRecord]) -> list[DeviceRecord]:
             chosen[record.serial_number] = record
     return list(chosen.values())
 
+
+# Apple's strings must fit the columns (PostgreSQL refuses longer ones); they follow token_id
+# and serial_number in both row shapes.
+_LIVE_LIMITS = _string_limits(APPLE_DEVICE_FIELDS, offset=2)
+_GONE_LIMITS = _string_limits(IDENTITY_FIELDS, offset=2)
 
 HISTORY_COLUMNS = ("token_id", "serial_number", "at", "kind", "detail", "profile_uuid")
 
@@ -259,8 +261,8 @@ class SyncRepo:
         result: PageResult,
     ) -> None:
         known = await self._known(session, token_id, [r.serial_number for r in records])
-        live_rows: list[tuple[Any, ...]] = []
-        gone_rows: list[tuple[Any, ...]] = []
+        live_rows: list[list[Any]] = []
+        gone_rows: list[list[Any]] = []
         history: list[tuple[Any, ...]] = []
         for record in records:
             stored = known.get(record.serial_number)
@@ -311,39 +313,20 @@ class SyncRepo:
     @staticmethod
     def _live_row(
         token_id: int, record: DeviceRecord, now: datetime, seen_in_fetch: datetime | None = None
-    ) -> tuple[Any, ...]:
+    ) -> list[Any]:
         """A row of _LIVE_COLUMNS."""
-        fields = record.fields
-        values = _clip([fields.get(name) for name in APPLE_DEVICE_FIELDS], _LIMITS)
-        return (
-            token_id,
-            record.serial_number,
-            *values,
-            record.op_type or "added",
-            record.op_date,
-            False,
-            None,
-            seen_in_fetch,
-            now,
-            now,
-        )
+        row = [token_id, record.serial_number]
+        row += map(record.fields.get, APPLE_DEVICE_FIELDS)
+        row += (record.op_type or "added", record.op_date, False, None, seen_in_fetch, now, now)
+        return _clip(row, _LIVE_LIMITS)
 
     @staticmethod
-    def _gone_row(token_id: int, record: DeviceRecord, now: datetime) -> tuple[Any, ...]:
+    def _gone_row(token_id: int, record: DeviceRecord, now: datetime) -> list[Any]:
         """A row of _GONE_COLUMNS."""
-        fields = record.fields
-        values = _clip([fields.get(name) for name in IDENTITY_FIELDS], _IDENTITY_LIMITS)
-        return (
-            token_id,
-            record.serial_number,
-            *values,
-            "deleted",
-            record.op_date,
-            True,
-            record.op_date or now,
-            now,
-            now,
-        )
+        row = [token_id, record.serial_number]
+        row += map(record.fields.get, IDENTITY_FIELDS)
+        row += ("deleted", record.op_date, True, record.op_date or now, now, now)
+        return _clip(row, _GONE_LIMITS)
 
     async def _guard(self, session: AsyncSession, token_id: int, worker: str) -> None:
         """Raise LeaseLost unless ``worker`` holds this token's lease (checked in the same

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -105,25 +106,31 @@ class SyncOutcome:
     consecutive_failures: int = 0
 
 
+# Apple's fields a DeviceRecord keeps (as adesync.store.sync_repo stores them).
+RECORD_FIELDS = (
+    "model",
+    "description",
+    "color",
+    "asset_tag",
+    "os",
+    "device_family",
+    "profile_status",
+    "profile_uuid",
+    "profile_assign_time",
+    "profile_push_time",
+    "device_assigned_date",
+    "device_assigned_by",
+    "mdm_migration_deadline",
+)
+_record_values = operator.attrgetter(*RECORD_FIELDS)
+
+
 def to_record(device: Device) -> DeviceRecord:
+    op_type = device.op_type
     return DeviceRecord(
         serial_number=device.serial_number,
-        fields={
-            "model": device.model,
-            "description": device.description,
-            "color": device.color,
-            "asset_tag": device.asset_tag,
-            "os": device.os,
-            "device_family": device.device_family,
-            "profile_status": device.profile_status,
-            "profile_uuid": device.profile_uuid,
-            "profile_assign_time": device.profile_assign_time,
-            "profile_push_time": device.profile_push_time,
-            "device_assigned_date": device.device_assigned_date,
-            "device_assigned_by": device.device_assigned_by,
-            "mdm_migration_deadline": device.mdm_migration_deadline,
-        },
-        op_type=device.op_type.lower() if device.op_type else None,
+        fields=dict(zip(RECORD_FIELDS, _record_values(device), strict=True)),
+        op_type=op_type.lower() if op_type else None,
         op_date=device.op_date,
     )
 
