@@ -99,7 +99,12 @@ class Scheduler:
             log.info("scheduler %s stopped after %d syncs", self.worker, self.synced)
 
     async def tick(self) -> int:
-        """Claim as many due tokens as there is room for and start syncing them."""
+        """Claim as many due tokens as there is room for and start syncing them (when every
+        slot is busy, first wait for one to free up); returns how many were claimed."""
+        if len(self.running) >= self.concurrency:
+            # Claim again as soon as a sync ends: returning 0 here would make run() wait a whole
+            # poll period while tokens may be due (4 slots per 5 s was a worker's pace).
+            await asyncio.wait(self.running, return_when=asyncio.FIRST_COMPLETED)
         room = self.concurrency - len(self.running)
         ids = await claim_due_tokens(
             self.db, self.worker, room, self.now(), self.settings.lease_seconds

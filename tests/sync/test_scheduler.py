@@ -1,0 +1,65 @@
+"""The scheduler against the simulator over loopback HTTP, on both backends."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import func, select
+
+from adesync.config import load_settings
+from adesync.store.database import Database
+from adesync.store.tables_sync import sync_runs
+from adesync.sync.scheduler import Scheduler
+from tests.conftest import Home
+from tests.sim_fixtures import RunningSimulator, sim_keypair, simulator
+from tests.sync.helpers import insert_token
+from tests.sync.processes import wait_until
+
+__all__ = ["sim_keypair", "simulator"]
+
+
+@pytest.fixture
+async def db(home: Home) -> AsyncIterator[Database]:
+    database = Database(home.db_url)
+    yield database
+    await database.dispose()
+
+
+async def ok_runs(db: Database) -> int:
+    async with db.read() as session:
+        query = select(func.count()).select_from(sync_runs).where(sync_runs.c.outcome == "ok")
+        return int((await session.execute(query)).scalar_one())
+
+
+async def test_a_busy_scheduler_takes_the_next_due_token_when_a_slot_frees_up(
+    db: Database, home: Home, simulator: RunningSimulator
+) -> None:
+    """The bug: with every slot busy, a tick claimed nothing and the loop then slept a whole
+    poll period, so a worker synced ``concurrency`` tokens per poll period at most."""
+    for n in range(3):
+        server = simulator.create_server(f"MDM {n}", devices=5)
+        await insert_token(
+            db,
+            home.box,
+            f"t{n}",
+            lease_owner=None,
+            credentials=server.credentials,
+            dep_url=simulator.base_url,
+        )
+    scheduler = Scheduler(db, home.box, load_settings(), concurrency=1, poll_seconds=60)
+    stop = asyncio.Event()
+    task = asyncio.create_task(scheduler.run(stop))
+    try:
+        # Three tokens one after another, well within one poll period.
+        await wait_until(lambda: _all_synced(db, 3), "three synced tokens", timeout=30)
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=30)
+
+
+async def _all_synced(db: Database, count: int) -> bool:
+    return await ok_runs(db) >= count
