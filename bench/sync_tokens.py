@@ -185,9 +185,15 @@ def main() -> None:
         finally:
             for worker in workers:
                 worker.send_signal(signal.SIGTERM)
+            cpu = 0.0
             for worker in workers:
-                worker.wait(timeout=60)
+                # wait4 reports this child's own CPU time (user + system).
+                _, status, usage = os.wait4(worker.pid, 0)
+                worker.returncode = os.waitstatus_to_exitcode(status)
+                cpu += usage.ru_utime + usage.ru_stime
         figures = asyncio.run(run_figures())
+        document["workers_cpu_seconds"] = round(cpu, 1)
+        document["worker_cpu_ms_per_token"] = round(cpu / args.tokens * 1000, 1)
     document["wall_seconds"] = round(wall, 2)
     document["tokens_per_second"] = round(args.tokens / wall, 1)
     document["tokens_per_second_without_startup"] = round(
