@@ -4,9 +4,10 @@ then an incremental sync of 2,000 changes, on SQLite and on PostgreSQL.
 ``adesync simulate`` runs as its own process and serves every page (1000 devices) over loopback
 HTTP; each sync is ``adesync sync NAME --force --json`` as a child process, timed from outside
 (process wall time, including Python start-up) and from inside (the run's own duration as
-recorded in ``sync_runs``), with its peak RSS. A fourth fetch runs in this process with timers
+recorded in ``sync_runs``), with its peak RSS. Two more fetches run in this process with timers
 around the Apple calls, page validation, ``SyncRepo.commit_page``, the page hooks and the
-assigner, to show where the time goes. Prints one JSON document.
+assigner, to show where the time goes: one as ``adesync sync`` runs, one without the hooks
+other features register per committed page (the sync engine alone). Prints one JSON document.
 
     /work/venv/bin/python bench/sync_fetch.py [--devices 200000] [--changes 2000]
         [--backend sqlite --backend postgresql] [--postgres-url URL]
@@ -248,8 +249,9 @@ def timed(
     return wrapper
 
 
-async def breakdown(name: str) -> dict[str, Any]:
-    """A full fetch of ``name`` in this process with timers around each stage."""
+async def breakdown(name: str, *, page_hooks_on: bool = True) -> dict[str, Any]:
+    """A full fetch of ``name`` in this process with timers around each stage (without the
+    hooks other features register per committed page unless ``page_hooks_on``)."""
     import adesync.apple.client as client_module
     from adesync.apple import AppleClient, DevicePage
     from adesync.runtime import open_runtime
@@ -292,7 +294,9 @@ async def breakdown(name: str) -> dict[str, Any]:
     client_module._parse = timed_parse
     SyncRepo.commit_page = timed(spent, "database", commit_page)  # type: ignore[method-assign,assignment]
     Assigner.assign = timed(spent, "assign", assign)  # type: ignore[method-assign,assignment]
-    hooks.ON_PAGE_COMMITTED[:] = [timed(spent, "page_hooks", h) for h in page_hooks]
+    hooks.ON_PAGE_COMMITTED[:] = (
+        [timed(spent, "page_hooks", h) for h in page_hooks] if page_hooks_on else []
+    )
     try:
         async with open_runtime() as rt:
             service = SyncService(rt.db, rt.box, rt.settings)
@@ -349,15 +353,17 @@ def bench_backend(
     with installation(backend, postgres_url) as env:
         use(env)
         names = {f"{backend}-plain": devices, f"{backend}-timed": devices}
+        names[f"{backend}-bare"] = devices
         names[f"{backend}-assigned"] = devices
         asyncio.run(setup_tokens(base_url, names))
-        plain, timed_name, assigned = names
+        plain, timed_name, bare, assigned = names
 
         result: dict[str, Any] = {}
         report, wall, cpu, rss = cli_sync(plain, "--force")
         result["fetch"] = figures(report, asyncio.run(last_run(plain)), wall, cpu, rss)
 
         result["breakdown"] = asyncio.run(breakdown(timed_name))
+        result["breakdown_without_page_hooks"] = asyncio.run(breakdown(bare, page_hooks_on=False))
 
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
             json.dump(PROFILE, file)
