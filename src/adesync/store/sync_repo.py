@@ -20,23 +20,15 @@ from adesync.store.database import Database, rowcount
 from adesync.store.secrets import SecretBox
 from adesync.store.tables import tokens
 from adesync.store.tables_sync import device_history, devices, sync_runs
-from adesync.sync.model import DeviceRecord, OAuthValues, PageResult, RunTotals, TokenSyncState
-
-APPLE_DEVICE_FIELDS = (
-    "model",
-    "description",
-    "color",
-    "asset_tag",
-    "os",
-    "device_family",
-    "profile_status",
-    "profile_uuid",
-    "profile_assign_time",
-    "profile_push_time",
-    "device_assigned_date",
-    "device_assigned_by",
-    "mdm_migration_deadline",
+from adesync.sync.model import (
+    APPLE_DEVICE_FIELDS,
+    DeviceRecord,
+    OAuthValues,
+    PageResult,
+    RunTotals,
+    TokenSyncState,
 )
+
 # Deleted records may carry only identity fields; these are the ones kept from them.
 IDENTITY_FIELDS = ("model", "description", "color", "os", "device_family")
 NEEDS_PROFILE = ("empty", "removed")

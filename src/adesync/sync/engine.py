@@ -23,7 +23,13 @@ from typing import Any, Protocol
 from adesync.apple import AppleError, Device, DevicePage
 from adesync.store.sync_repo import LeaseLost
 from adesync.sync.assigner import Assigner
-from adesync.sync.model import DeviceRecord, PageResult, RunTotals, TokenSyncState
+from adesync.sync.model import (
+    APPLE_DEVICE_FIELDS,
+    DeviceRecord,
+    PageResult,
+    RunTotals,
+    TokenSyncState,
+)
 
 log = logging.getLogger(__name__)
 
@@ -106,30 +112,14 @@ class SyncOutcome:
     consecutive_failures: int = 0
 
 
-# Apple's fields a DeviceRecord keeps (as adesync.store.sync_repo stores them).
-RECORD_FIELDS = (
-    "model",
-    "description",
-    "color",
-    "asset_tag",
-    "os",
-    "device_family",
-    "profile_status",
-    "profile_uuid",
-    "profile_assign_time",
-    "profile_push_time",
-    "device_assigned_date",
-    "device_assigned_by",
-    "mdm_migration_deadline",
-)
-_record_values = operator.attrgetter(*RECORD_FIELDS)
+_record_values = operator.attrgetter(*APPLE_DEVICE_FIELDS)
 
 
 def to_record(device: Device) -> DeviceRecord:
     op_type = device.op_type
     return DeviceRecord(
         serial_number=device.serial_number,
-        fields=dict(zip(RECORD_FIELDS, _record_values(device), strict=True)),
+        fields=dict(zip(APPLE_DEVICE_FIELDS, _record_values(device), strict=True)),
         op_type=op_type.lower() if op_type else None,
         op_date=device.op_date,
     )

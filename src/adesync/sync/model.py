@@ -6,6 +6,23 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+# Apple's device fields a DeviceRecord keeps and the devices table stores (serial aside).
+APPLE_DEVICE_FIELDS = (
+    "model",
+    "description",
+    "color",
+    "asset_tag",
+    "os",
+    "device_family",
+    "profile_status",
+    "profile_uuid",
+    "profile_assign_time",
+    "profile_push_time",
+    "device_assigned_date",
+    "device_assigned_by",
+    "mdm_migration_deadline",
+)
+
 
 @dataclass(frozen=True)
 class OAuthValues:

@@ -9,9 +9,9 @@ from sqlalchemy import Select, and_, select
 from sqlalchemy.engine import Row
 
 from adesync.store.database import Database
-from adesync.store.sync_repo import APPLE_DEVICE_FIELDS
 from adesync.store.tables import tokens
 from adesync.store.tables_sync import assignments, device_history, devices, sync_runs
+from adesync.sync.model import APPLE_DEVICE_FIELDS
 
 # Apple's fields, as listings show them.
 DEVICE_FIELDS = ("serial_number", *APPLE_DEVICE_FIELDS)
