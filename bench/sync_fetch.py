@@ -38,6 +38,8 @@ import pydantic_core
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
+from simulator_process import simulator
+
 PG_URL = os.environ.get(
     "ADESYNC_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
@@ -50,26 +52,6 @@ PROFILE = {
 
 
 # -- the simulator, as its own process -------------------------------------------------------
-
-
-@contextmanager
-def simulator() -> Iterator[str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "adesync.cli", "simulate", "--port", "0", "--devices", "0",
-         "--seed", "11", "--log-level", "warning"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        first = process.stdout.readline()
-        if "listening on" not in first:
-            raise SystemExit(f"the simulator did not start: {first!r}")
-        yield first.split()[4]
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def create_server(base_url: str, name: str, devices: int, certificate_pem: str) -> str:
@@ -404,7 +386,7 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
-    with simulator() as base_url:
+    with simulator(11) as base_url:
         for backend in backends:
             document[backend] = bench_backend(
                 base_url, backend, args.devices, args.changes, args.postgres_url

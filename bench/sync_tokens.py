@@ -32,29 +32,11 @@ import httpx
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
+from simulator_process import simulator
+
 PG_URL = os.environ.get(
     "ADESYNC_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
-
-
-@contextmanager
-def simulator() -> Iterator[str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "adesync.cli", "simulate", "--port", "0", "--devices", "0",
-         "--seed", "12", "--log-level", "warning"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        first = process.stdout.readline()
-        if "listening on" not in first:
-            raise SystemExit(f"the simulator did not start: {first!r}")
-        yield first.split()[4]
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 @contextmanager
@@ -160,7 +142,7 @@ def main() -> None:
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
     with (
-        simulator() as base_url,
+        simulator(12) as base_url,
         database(args.postgres_url) as url,
         tempfile.TemporaryDirectory(prefix="adesync-bench-") as home,
     ):
