@@ -33,12 +33,15 @@ def install() -> None:
 
 
 def _install_enrollment() -> None:
-    """Each committed page re-derives its devices' enrollment state (a device that syncs after
-    its MDM events takes them over); each period, before health evaluates, time-based states
+    """Each page's upsert writes the enrollment state of devices without MDM steps, and the
+    page's devices that have events are re-derived after it (a device that syncs after its MDM
+    events takes them over); each period, before health evaluates, time-based states
     are caught up and the enrollment URLs that are due are probed."""
     from adesync.enrollment import jobs as enrollment_jobs
+    from adesync.enrollment.state import ENROLLMENT_STATE_COLUMN
     from adesync.sync import hooks
 
+    hooks.DERIVED_DEVICE_COLUMNS.append(ENROLLMENT_STATE_COLUMN)
     hooks.ON_PAGE_COMMITTED.append(enrollment_jobs.refresh_after_page)
     hooks.PERIODIC.append((enrollment_jobs.REFRESH_LEASE, enrollment_jobs.refresh_job))
     hooks.PERIODIC.append((enrollment_jobs.PROBE_LEASE, enrollment_jobs.probe_job))

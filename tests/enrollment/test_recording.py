@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from adesync.enrollment import EventSource, native_event, record_events, record_webhook
 from adesync.enrollment.jobs import refresh_after_page
-from adesync.enrollment.state import refresh_due
+from adesync.enrollment.state import ENROLLMENT_STATE_COLUMN, refresh_due
 from adesync.enrollment.webhooks import parse_webhook
 from adesync.store.database import Database
 from adesync.store.secrets import SecretBox
@@ -37,8 +37,9 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
 async def add_devices(db: Database, box: SecretBox, token_id: int, *records: Any) -> None:
-    """Commit a sync page through the sync engine's store, then run the page hook."""
-    await SyncRepo(db, box).commit_page(
+    """Commit a sync page through the sync engine's store (with the enrollment state column, as
+    wiring registers it), then run the page hook."""
+    await SyncRepo(db, box, [ENROLLMENT_STATE_COLUMN]).commit_page(
         token_id,
         "w1",
         list(records),
@@ -47,8 +48,7 @@ async def add_devices(db: Database, box: SecretBox, token_id: int, *records: Any
         completes_fetch=False,
         now=NOW,
     )
-    documents = [{"serial_number": r.serial_number} for r in records]
-    await refresh_after_page(db, token_id, "sync", documents)
+    await refresh_after_page(db, token_id, "sync", records)
 
 
 async def device(db: Database, serial: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from adesync.config import load_settings
 from adesync.enrollment import EventSource, native_event, record_events
 from adesync.enrollment.jobs import refresh_after_page
+from adesync.enrollment.state import ENROLLMENT_STATE_COLUMN
 from adesync.store.database import Database
 from adesync.store.tables_sync import devices
 from adesync.store.types import utcnow
@@ -35,10 +36,13 @@ async def db(home: Home) -> Any:
 
 @pytest.fixture
 def page_hook() -> Iterator[None]:
-    """The hook as :func:`adesync.wiring.install` registers it, for this test only."""
+    """The page hook and the state column as :func:`adesync.wiring.install` registers them, for
+    this test only."""
     hooks.ON_PAGE_COMMITTED.append(refresh_after_page)
+    hooks.DERIVED_DEVICE_COLUMNS.append(ENROLLMENT_STATE_COLUMN)
     yield
     hooks.ON_PAGE_COMMITTED.remove(refresh_after_page)
+    hooks.DERIVED_DEVICE_COLUMNS.remove(ENROLLMENT_STATE_COLUMN)
 
 
 async def no_wait(_seconds: float) -> None:

@@ -19,6 +19,7 @@ from adesync.notify.signing import verify
 from adesync.store.database import Database
 from adesync.store.tables import tokens
 from adesync.store.tables_health import notify_outbox
+from adesync.sync.model import APPLE_DEVICE_FIELDS, DeviceRecord
 from tests.health.factory import NOW, add_token, beat
 from tests.notify.receiver import Receiver
 
@@ -149,14 +150,14 @@ async def test_device_pages_go_to_the_device_event_url(
     db: Database, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     token_id = await add_token(db, "lab")
-    await enqueue_device_page(db, token_id, "sync", [{"serial_number": "X"}])
+    await enqueue_device_page(db, token_id, "sync", [DeviceRecord.from_fields("X", {})])
     assert await outbox(db) == []  # off unless configured
     monkeypatch.setenv("ADESYNC_DEVICE_EVENTS_URL", receiver.url)
     monkeypatch.setenv("ADESYNC_DEVICE_EVENTS_SECRET", "dev")
     records = [
-        {"serial_number": "C1", "op_type": "added", "op_date": NOW, "model": "iPad"},
-        {"serial_number": "C2", "op_type": "added", "op_date": NOW, "model": "iPad"},
-        {"serial_number": "C3", "op_type": "deleted", "op_date": NOW, "model": "Mac"},
+        DeviceRecord.from_fields("C1", {"model": "iPad"}, "added", NOW),
+        DeviceRecord.from_fields("C2", {"model": "iPad"}, "added", NOW),
+        DeviceRecord.from_fields("C3", {"model": "Mac"}, "deleted", NOW),
     ]
     await enqueue_device_page(db, token_id, "sync", records)
     await deliver_due(db, settings=load_notify_settings())
@@ -170,5 +171,6 @@ async def test_device_pages_go_to_the_device_event_url(
         "serial_number": "C1",
         "op_type": "added",
         "op_date": "2030-06-01T12:00:00Z",
+        **dict.fromkeys(APPLE_DEVICE_FIELDS),
         "model": "iPad",
     }

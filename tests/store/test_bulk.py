@@ -163,7 +163,7 @@ async def test_a_page_looks_its_serials_up_by_index_not_by_scanning_the_token(
             completes_fetch=False,
             now=later,
         )
-        await refresh_after_page(db, token_id, "sync", [{"serial_number": s} for s in page])
+        await refresh_after_page(db, token_id, "sync", [record(s) for s in page])
         assert await assignments.waiting(token_id, page, later) == set()
         answers = {s: "FAILED" if n % 2 else "SUCCESS" for n, s in enumerate(page)}
         await assignments.record_results(token_id, "P2", answers, None, T0)

@@ -61,7 +61,7 @@ def record(
 ) -> DeviceRecord:
     base: dict[str, Any] = {"model": "iPad", "profile_status": profile_status}
     base.update(fields)
-    return DeviceRecord(serial_number=serial, fields=base, op_type=op_type, op_date=op_date)
+    return DeviceRecord.from_fields(serial, base, op_type, op_date)
 
 
 async def device_rows(db: Database, token_id: int) -> dict[str, Any]:

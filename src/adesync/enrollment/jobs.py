@@ -4,13 +4,14 @@ step after each sync page, the periodic catch-up, and the enrollment URL probe."
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Sequence
 
 from adesync.enrollment.probe import probe_profiles
-from adesync.enrollment.state import refresh_due, refresh_serials
+from adesync.enrollment.state import refresh_due, refresh_serials, serials_with_events
 from adesync.store.database import Database
 from adesync.store.secrets import SecretBox
 from adesync.store.types import utcnow
+from adesync.sync.model import DeviceRecord
 
 __all__ = [
     "PROBE_LEASE",
@@ -27,15 +28,19 @@ PROBE_LEASE = "enrollment.probe"
 
 
 async def refresh_after_page(
-    db: Database, token_id: int, kind: str, records: list[dict[str, Any]]
+    db: Database, token_id: int, kind: str, records: Sequence[DeviceRecord]
 ) -> None:
-    """Re-derive the enrollment state of a committed page's devices: a device new to adesync
-    takes over the events recorded for its serial before it synced."""
-    serials = [str(r["serial_number"]) for r in records if r.get("serial_number")]
+    """Re-derive the enrollment state of a committed page's devices that have events: a device
+    new to adesync takes over the events recorded for its serial before it synced. (The
+    others' state was written with the page: ``ENROLLMENT_STATE_COLUMN``.)"""
+    serials = [record.serial_number for record in records]
     if not serials:
         return
-    async with db.write() as session:
-        await refresh_serials(session, serials, utcnow(), token_id=token_id)
+    async with db.read() as session:
+        with_events = await serials_with_events(session, serials)
+    if with_events:
+        async with db.write() as session:
+            await refresh_serials(session, with_events, utcnow(), token_id=token_id)
 
 
 async def refresh_job(db: Database, box: SecretBox) -> None:

@@ -13,7 +13,20 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    and_,
+    any_,
+    bindparam,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adesync.enrollment.model import EnrollmentState, EventKind
@@ -21,14 +34,18 @@ from adesync.store.bulk import device_ids
 from adesync.store.database import rowcount
 from adesync.store.tables_enrollment import enrollment_events
 from adesync.store.tables_sync import devices
+from adesync.sync.model import DerivedDeviceColumn, DeviceRecord
 
 __all__ = [
+    "ENROLLMENT_STATE_COLUMN",
     "ENROLL_WITHIN",
     "RECENT_EVENTS",
     "refresh_due",
     "refresh_serials",
     "refresh_where",
+    "serials_with_events",
     "state_expression",
+    "state_without_steps",
 ]
 
 # An Authenticate not followed by a TokenUpdate within this time is a failed enrollment.
@@ -43,6 +60,30 @@ _STEP_COLUMNS = {
     EventKind.ENROLLED: "mdm_enrolled_at",
     EventKind.CHECKED_OUT: "mdm_checked_out_at",
 }
+
+
+def state_without_steps(profile_status: str | None) -> EnrollmentState:
+    """The state of a device no MDM step has been seen for: Apple's profile status alone (the
+    last two branches of :func:`state_expression`)."""
+    if profile_status == "pushed":
+        return EnrollmentState.PUSHED
+    return EnrollmentState.NOT_CONTACTED
+
+
+def _state_for_record(record: DeviceRecord) -> str:
+    return state_without_steps(record.profile_status).value
+
+
+_NO_STEPS = " AND ".join(f"devices.{column} IS NULL" for column in _STEP_COLUMNS.values())
+
+# Written by sync with each page: a device without steps takes the state its profile status
+# gives; one with steps keeps its state (its serial has events, so the page hook re-derives it).
+ENROLLMENT_STATE_COLUMN = DerivedDeviceColumn(
+    name="enrollment_state",
+    for_record=_state_for_record,
+    on_update=f"CASE WHEN {_NO_STEPS} THEN excluded.enrollment_state "
+    "ELSE devices.enrollment_state END",
+)
 
 
 def _latest(kind: EventKind) -> Any:
@@ -133,6 +174,22 @@ async def refresh_serials(
             condition = devices.c.id.in_(ids)
         touched += await refresh_where(session, condition, now)
     return touched
+
+
+async def serials_with_events(session: AsyncSession, serials: Sequence[str]) -> list[str]:
+    """Those of ``serials`` that have recorded events (usually none of a sync page)."""
+    column = enrollment_events.c.serial_number
+    postgresql = (await session.connection()).dialect.name == "postgresql"
+    found: list[str] = []
+    for chunk in _chunks(sorted(set(serials))):
+        if postgresql:
+            # One array parameter: the statement's text stays the same whatever the count.
+            condition = column == any_(bindparam("serials", list(chunk), type_=ARRAY(String)))
+        else:
+            condition = column.in_(chunk)
+        rows = await session.execute(select(column).where(condition).distinct())
+        found.extend(serial for (serial,) in rows)
+    return found
 
 
 async def refresh_due(session: AsyncSession, now: datetime) -> int:

@@ -28,6 +28,7 @@ from adesync.store.database import Database
 from adesync.store.secrets import SecretBox
 from adesync.store.tables import tokens
 from adesync.store.types import utcnow
+from adesync.sync.model import DeviceRecord
 
 if TYPE_CHECKING:
     from adesync.notify.deliver import Delivered
@@ -147,7 +148,7 @@ async def remind_job(db: Database, box: SecretBox) -> None:
 
 
 async def enqueue_device_page(
-    db: Database, token_id: int, kind: str, records: list[dict[str, Any]]
+    db: Database, token_id: int, kind: str, records: Sequence[DeviceRecord]
 ) -> None:
     """Queue a ``devices.synced`` event for one committed page (if device events are on)."""
     settings = _settings()
@@ -169,7 +170,7 @@ async def enqueue_device_page(
         if row is None:
             return
         label = TokenLabel(row.id, row.name, row.org_name, row.server_name, row.token_type)
-        document = device_event(label, kind, records, now)
+        document = device_event(label, kind, [record.document() for record in records], now)
         key = f"devices:{token_id}:{document['id']}"
         await enqueue(
             session, [Queued("device_events", "devices.synced", key, dumps(document))], now

@@ -14,7 +14,7 @@ reads every row of the token for every page (quadratic time).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,9 +64,10 @@ def _pg_array_type(table: Table, name: str) -> str:
 class BulkWrite:
     """``INSERT`` rows of ``columns`` into ``table``; with ``conflict`` (the unique columns),
     ``ON CONFLICT DO UPDATE`` of ``update`` columns, only ``where`` it holds (SQL over
-    ``<table>`` and ``excluded``). Rows are tuples in ``columns`` order holding what SQLAlchemy
-    would accept for those columns (aware datetimes, bools, strings that fit); rows that are
-    lists may be changed in place."""
+    ``<table>`` and ``excluded``); ``set_sql`` names update columns set to an SQL expression
+    (over the same two) instead of ``excluded.<column>``. Rows are tuples in ``columns`` order
+    holding what SQLAlchemy would accept for those columns (aware datetimes, bools, strings
+    that fit); rows that are lists may be changed in place."""
 
     def __init__(
         self,
@@ -77,13 +78,15 @@ class BulkWrite:
         conflict: Sequence[str] = (),
         update: Sequence[str] = (),
         where: str | None = None,
+        set_sql: Mapping[str, str] | None = None,
     ) -> None:
         self.is_postgresql = db.is_postgresql
         self.columns = tuple(columns)
         names = ", ".join(self.columns)
         tail = ""
         if conflict:
-            sets = ", ".join(f"{name} = excluded.{name}" for name in update)
+            expressions = {name: f"excluded.{name}" for name in update} | dict(set_sql or {})
+            sets = ", ".join(f"{name} = {sql}" for name, sql in expressions.items())
             tail = f" ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {sets}"
             if where:
                 tail += f" WHERE {where}"

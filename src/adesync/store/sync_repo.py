@@ -22,6 +22,7 @@ from adesync.store.tables import tokens
 from adesync.store.tables_sync import device_history, devices, sync_runs
 from adesync.sync.model import (
     APPLE_DEVICE_FIELDS,
+    DerivedDeviceColumn,
     DeviceRecord,
     OAuthValues,
     PageResult,
@@ -31,6 +32,7 @@ from adesync.sync.model import (
 
 # Deleted records may carry only identity fields; these are the ones kept from them.
 IDENTITY_FIELDS = ("model", "description", "color", "os", "device_family")
+_IDENTITY_POSITIONS = tuple(APPLE_DEVICE_FIELDS.index(name) for name in IDENTITY_FIELDS)
 NEEDS_PROFILE = ("empty", "removed")
 
 
@@ -106,16 +108,23 @@ _GONE_LIMITS = _string_limits(IDENTITY_FIELDS, offset=2)
 HISTORY_COLUMNS = ("token_id", "serial_number", "at", "kind", "detail", "profile_uuid")
 
 
-def _device_upsert(db: Database, columns: Sequence[str], update: Sequence[str]) -> BulkWrite:
-    """An upsert of device rows that skips rows whose stored operation is newer."""
+def _device_upsert(
+    db: Database,
+    columns: Sequence[str],
+    update: Sequence[str],
+    derived: Sequence[DerivedDeviceColumn] = (),
+) -> BulkWrite:
+    """An upsert of device rows that skips rows whose stored operation is newer (``derived``
+    columns follow ``columns`` in each row)."""
     return BulkWrite(
         db,
         devices,
-        columns,
+        (*columns, *(column.name for column in derived)),
         conflict=("token_id", "serial_number"),
         update=update,
         where="devices.last_op_date IS NULL OR excluded.last_op_date IS NULL "
         "OR devices.last_op_date <= excluded.last_op_date",
+        set_sql={column.name: column.on_update for column in derived},
     )
 
 
@@ -125,15 +134,19 @@ def history_insert(db: Database) -> BulkWrite:
 
 
 class SyncRepo:
-    """The sync engine's storage, on one database."""
+    """The sync engine's storage, on one database; ``derived`` columns (other features',
+    see :class:`DerivedDeviceColumn`) are written with every live device of a page."""
 
-    def __init__(self, db: Database, box: SecretBox) -> None:
+    def __init__(
+        self, db: Database, box: SecretBox, derived: Sequence[DerivedDeviceColumn] = ()
+    ) -> None:
         self.db = db
         self.box = box
+        self._derived = tuple(column.for_record for column in derived)
         updated = (*APPLE_DEVICE_FIELDS, "last_op_type", "last_op_date", "deleted", "deleted_at")
-        self._live_upsert = _device_upsert(db, _LIVE_COLUMNS, (*updated, "updated_at"))
+        self._live_upsert = _device_upsert(db, _LIVE_COLUMNS, (*updated, "updated_at"), derived)
         self._fetch_upsert = _device_upsert(
-            db, _LIVE_COLUMNS, (*updated, "seen_in_fetch", "updated_at")
+            db, _LIVE_COLUMNS, (*updated, "seen_in_fetch", "updated_at"), derived
         )
         gone_updated = (*IDENTITY_FIELDS, "last_op_type", "last_op_date", "deleted")
         self._deleted_upsert = _device_upsert(
@@ -232,7 +245,7 @@ class SyncRepo:
         rows = []
         for record in live:
             rows.append(self._live_row(token_id, record, now, fetch_started_at))
-            status = record.fields.get("profile_status")
+            status = record.profile_status
             if record.serial_number not in known or status in NEEDS_PROFILE or status is None:
                 result.to_assign.append(record.serial_number)
         await self._fetch_upsert.execute(session, rows)
@@ -275,7 +288,7 @@ class SyncRepo:
                     result.to_assign.append(record.serial_number)
                 else:
                     result.modified += 1
-                    if record.fields.get("profile_status") in NEEDS_PROFILE:
+                    if record.profile_status in NEEDS_PROFILE:
                         result.to_assign.append(record.serial_number)
                 live_rows.append(self._live_row(token_id, record, now))
             history.append(
@@ -285,7 +298,7 @@ class SyncRepo:
                     record.op_date or now,
                     "op",
                     op[:32],
-                    record.fields.get("profile_uuid"),
+                    record.profile_uuid,
                 )
             )
         await self._live_upsert.execute(session, live_rows)
@@ -302,21 +315,25 @@ class SyncRepo:
             for serial, op_date, deleted in rows
         }
 
-    @staticmethod
     def _live_row(
-        token_id: int, record: DeviceRecord, now: datetime, seen_in_fetch: datetime | None = None
+        self,
+        token_id: int,
+        record: DeviceRecord,
+        now: datetime,
+        seen_in_fetch: datetime | None = None,
     ) -> list[Any]:
-        """A row of _LIVE_COLUMNS."""
-        row = [token_id, record.serial_number]
-        row += map(record.fields.get, APPLE_DEVICE_FIELDS)
+        """A row of _LIVE_COLUMNS, then the derived columns."""
+        row = [token_id, record.serial_number, *record.values]
         row += (record.op_type or "added", record.op_date, False, None, seen_in_fetch, now, now)
+        for derive in self._derived:
+            row.append(derive(record))
         return _clip(row, _LIVE_LIMITS)
 
     @staticmethod
     def _gone_row(token_id: int, record: DeviceRecord, now: datetime) -> list[Any]:
         """A row of _GONE_COLUMNS."""
         row = [token_id, record.serial_number]
-        row += map(record.fields.get, IDENTITY_FIELDS)
+        row += map(record.values.__getitem__, _IDENTITY_POSITIONS)
         row += ("deleted", record.op_date, True, record.op_date or now, now, now)
         return _clip(row, _GONE_LIMITS)
 

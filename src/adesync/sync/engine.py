@@ -18,7 +18,7 @@ import operator
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from adesync.apple import AppleError, Device, DevicePage
 from adesync.store.sync_repo import LeaseLost
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str, RunTotals], None]
 # Called after each committed page with (token id, fetch|sync, the page's device records).
-OnPage = Callable[[int, str, list[dict[str, Any]]], Awaitable[None]]
+OnPage = Callable[[int, str, Sequence[DeviceRecord]], Awaitable[None]]
 
 
 class DeviceListing(Protocol):
@@ -118,10 +118,10 @@ _record_values = operator.attrgetter(*APPLE_DEVICE_FIELDS)
 def to_record(device: Device) -> DeviceRecord:
     op_type = device.op_type
     return DeviceRecord(
-        serial_number=device.serial_number,
-        fields=dict(zip(APPLE_DEVICE_FIELDS, _record_values(device), strict=True)),
-        op_type=op_type.lower() if op_type else None,
-        op_date=device.op_date,
+        device.serial_number,
+        _record_values(device),
+        op_type.lower() if op_type else None,
+        device.op_date,
     )
 
 
@@ -244,9 +244,7 @@ async def _pages(
             )
             totals.add_page(result, len(records))
             if on_page is not None and records:
-                await on_page(
-                    state.token_id, "fetch" if fetch_started else "sync", _documents(records)
-                )
+                await on_page(state.token_id, "fetch" if fetch_started else "sync", records)
             if assigner is not None and state.default_profile_uuid and result.to_assign:
                 totals.assigned += await assigner.assign(
                     state.default_profile_uuid, result.to_assign
@@ -280,10 +278,3 @@ async def _request(
         assert cursor is not None
         page = await client.sync_devices(cursor=cursor)
     return page, [to_record(device) for device in page.devices]
-
-
-def _documents(records: list[DeviceRecord]) -> list[dict[str, Any]]:
-    return [
-        {"serial_number": r.serial_number, "op_type": r.op_type, "op_date": r.op_date, **r.fields}
-        for r in records
-    ]

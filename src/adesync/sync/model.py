@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -47,14 +48,70 @@ class TokenSyncState:
     last_manual_sync_at: datetime | None
 
 
-@dataclass
+_PROFILE_STATUS = APPLE_DEVICE_FIELDS.index("profile_status")
+_PROFILE_UUID = APPLE_DEVICE_FIELDS.index("profile_uuid")
+
+
+@dataclass(slots=True)
 class DeviceRecord:
-    """One device as Apple listed it on a page (fields named as Apple names them)."""
+    """One device as Apple listed it on a page: its fields' ``values`` in APPLE_DEVICE_FIELDS
+    order (a tuple, not a dict: a page holds a thousand of them and they go to the database as
+    rows)."""
 
     serial_number: str
-    fields: dict[str, Any]
+    values: tuple[Any, ...]
     op_type: str | None
     op_date: datetime | None
+
+    @classmethod
+    def from_fields(
+        cls,
+        serial_number: str,
+        fields: Mapping[str, Any],
+        op_type: str | None = None,
+        op_date: datetime | None = None,
+    ) -> DeviceRecord:
+        """A record from fields named as Apple names them (missing ones are None)."""
+        return cls(serial_number, tuple(map(fields.get, APPLE_DEVICE_FIELDS)), op_type, op_date)
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        return dict(zip(APPLE_DEVICE_FIELDS, self.values, strict=True))
+
+    @property
+    def profile_status(self) -> str | None:
+        status: str | None = self.values[_PROFILE_STATUS]
+        return status
+
+    @property
+    def profile_uuid(self) -> str | None:
+        uuid: str | None = self.values[_PROFILE_UUID]
+        return uuid
+
+    def document(self) -> dict[str, Any]:
+        """The record as one JSON-ready mapping (Apple's names; what device events carry)."""
+        return {
+            "serial_number": self.serial_number,
+            "op_type": self.op_type,
+            "op_date": self.op_date,
+            **self.fields,
+        }
+
+
+@dataclass(frozen=True)
+class DerivedDeviceColumn:
+    """A column on ``devices`` that another feature derives from Apple's fields, written by the
+    page's own upsert (so the page's rows are not written a second time).
+
+    ``for_record`` gives the value for a device written from a page; ``on_update`` is the SQL
+    the upsert sets it to when the device is already stored, over ``devices.<column>`` (the
+    stored row) and ``excluded.<column>`` (the row being written, holding ``for_record``'s
+    value). It is the same text on SQLite and PostgreSQL.
+    """
+
+    name: str
+    for_record: Callable[[DeviceRecord], Any]
+    on_update: str
 
 
 @dataclass

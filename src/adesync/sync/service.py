@@ -32,7 +32,7 @@ from adesync.sync import hooks
 from adesync.sync.assigner import Assigner
 from adesync.sync.clients import ClientFactory, NoCredentials, client_factory
 from adesync.sync.engine import OnPage, Progress, SyncOutcome, sync_token
-from adesync.sync.model import RunTotals, TokenSyncState
+from adesync.sync.model import DeviceRecord, RunTotals, TokenSyncState
 from adesync.sync.policy import (
     Intervals,
     full_fetch_allowed_at,
@@ -131,7 +131,7 @@ class SyncService:
         self.make_client = make_client or client_factory(settings)
         self.now = now
         self.worker = worker or new_worker_id("cli")
-        self.repo = SyncRepo(db, box)
+        self.repo = SyncRepo(db, box, hooks.DERIVED_DEVICE_COLUMNS)
         self.assignments = AssignmentRepo(db)
         self.intervals = Intervals.from_settings(settings)
 
@@ -264,10 +264,10 @@ class SyncService:
         if not hooks.ON_PAGE_COMMITTED:
             return None
 
-        async def on_page(token_id: int, kind: str, documents: list[dict[str, Any]]) -> None:
+        async def on_page(token_id: int, kind: str, records: Sequence[DeviceRecord]) -> None:
             for hook in hooks.ON_PAGE_COMMITTED:
                 try:
-                    await hook(self.db, token_id, kind, documents)
+                    await hook(self.db, token_id, kind, records)
                 except Exception:
                     log.exception("device event hook failed; the sync goes on")
 
