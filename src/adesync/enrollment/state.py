@@ -15,10 +15,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    String,
     and_,
-    any_,
-    bindparam,
     case,
     func,
     literal,
@@ -26,11 +23,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adesync.enrollment.model import EnrollmentState, EventKind
-from adesync.store.bulk import device_ids
+from adesync.store.bulk import device_ids, values_present
 from adesync.store.database import rowcount
 from adesync.store.tables_enrollment import enrollment_events
 from adesync.store.tables_sync import devices
@@ -178,18 +174,7 @@ async def refresh_serials(
 
 async def serials_with_events(session: AsyncSession, serials: Sequence[str]) -> list[str]:
     """Those of ``serials`` that have recorded events (usually none of a sync page)."""
-    column = enrollment_events.c.serial_number
-    postgresql = (await session.connection()).dialect.name == "postgresql"
-    found: list[str] = []
-    for chunk in _chunks(sorted(set(serials))):
-        if postgresql:
-            # One array parameter: the statement's text stays the same whatever the count.
-            condition = column == any_(bindparam("serials", list(chunk), type_=ARRAY(String)))
-        else:
-            condition = column.in_(chunk)
-        rows = await session.execute(select(column).where(condition).distinct())
-        found.extend(serial for (serial,) in rows)
-    return found
+    return await values_present(session, enrollment_events, "serial_number", sorted(set(serials)))
 
 
 async def refresh_due(session: AsyncSession, now: datetime) -> int:
