@@ -13,7 +13,7 @@ from adesync.store.database import Database
 if TYPE_CHECKING:
     from adesync.notify.metrics import MetricsServer
 
-_installed = {"done": False}
+_installed: set[str] = set()
 
 
 def start_metrics_server(db: Database, port: int) -> MetricsServer:
@@ -25,11 +25,26 @@ def start_metrics_server(db: Database, port: int) -> MetricsServer:
 
 def install() -> None:
     """Register every hook (idempotent)."""
-    if _installed["done"]:
+    if "sync" not in _installed:
+        _installed.add("sync")
+        _install_enrollment()
+        _install_health_and_notify()
+    install_evaluation()
+
+
+def install_evaluation() -> None:
+    """What evaluating health needs in any process (idempotent): transitions go to notify's
+    outbox in health's transaction, and logs are JSON when configured. A command that
+    evaluates without syncing (``diagnose``) installs only this: the sync and scheduler hooks
+    would load the enrollment package (and httpx) for nothing."""
+    if "evaluation" in _installed:
         return
-    _installed["done"] = True
-    _install_enrollment()
-    _install_health_and_notify()
+    _installed.add("evaluation")
+    from adesync.health.transitions import ON_TRANSITION
+    from adesync.notify import jobs as notify_jobs
+
+    ON_TRANSITION.append(notify_jobs.enqueue_transitions)
+    _json_logs()
 
 
 def _install_enrollment() -> None:
@@ -48,10 +63,9 @@ def _install_enrollment() -> None:
 
 
 def _install_health_and_notify() -> None:
-    """Health evaluates after each token's sync and every period; notify queues transitions
-    (in health's transaction), reminders and device events, delivers the outbox, counts runs."""
+    """Health evaluates after each token's sync and every period; notify queues reminders and
+    device events, delivers the outbox, counts runs (transitions: :func:`install_evaluation`)."""
     from adesync.health import jobs as health_jobs
-    from adesync.health.transitions import ON_TRANSITION
     from adesync.notify import jobs as notify_jobs
     from adesync.sync import hooks
 
@@ -62,8 +76,6 @@ def _install_health_and_notify() -> None:
     hooks.PERIODIC.append((notify_jobs.REMINDER_LEASE, notify_jobs.remind_job))
     hooks.PERIODIC.append((notify_jobs.DELIVER_LEASE, notify_jobs.deliver_outbox))
     hooks.ON_PAGE_COMMITTED.append(notify_jobs.enqueue_device_page)
-    ON_TRANSITION.append(notify_jobs.enqueue_transitions)
-    _json_logs()
 
 
 def _json_logs() -> None:

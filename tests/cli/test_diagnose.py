@@ -10,8 +10,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from adesync.store.database import Database
+from adesync.store.tables_health import notify_outbox
 from adesync.store.types import utcnow
 from tests.cli_runner import invoke
 from tests.conftest import Home
@@ -167,6 +169,38 @@ async def test_json_log_lines_for_transitions(home: Home) -> None:
         "error",
         ["terms_not_accepted"],
     )
+
+
+async def test_transitions_are_queued_without_loading_the_enrollment_package(
+    home: Home,
+) -> None:
+    """diagnose wires only what evaluating needs: the transition still reaches notify's
+    outbox, and the enrollment package (with httpx) stays unloaded when there are no MDM
+    events or failed probes for its rules to look at."""
+    await seed(home, lab={"terms_not_accepted": True})
+    script = (
+        "import sys\n"
+        "from adesync.cli import run_cli\n"
+        "code = run_cli(['diagnose', '--json'])\n"
+        "loaded = sorted(m for m in ('adesync.enrollment', 'httpx') if m in sys.modules)\n"
+        "sys.stderr.write(repr(loaded))\n"
+        "sys.exit(code)\n"
+    )
+    env = {
+        **os.environ,
+        "ADESYNC_WEBHOOK_URL": "https://hooks.example/adesync",
+        "ADESYNC_WEBHOOK_SECRET": "wired",
+    }
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, check=False)
+    assert done.returncode == 2, done.stderr.decode()
+    assert done.stderr.decode().splitlines()[-1] == "[]"
+    db = Database(home.db_url)
+    try:
+        async with db.read() as session:
+            queued = (await session.execute(select(notify_outbox.c.event))).scalars().all()
+    finally:
+        await db.dispose()
+    assert queued == ["token.state_changed"]
 
 
 async def test_a_token_waiting_for_its_first_p7m(

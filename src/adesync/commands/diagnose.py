@@ -36,7 +36,7 @@ async def diagnose_report(settings: Settings, token: str | None, lang: str) -> d
     from adesync.health.stored import find_token_id
     from adesync.runtime import open_runtime
 
-    wiring.install()
+    wiring.install_evaluation()
     async with open_runtime(settings) as runtime:
         token_id = None if token is None else await find_token_id(runtime.db, token)
         health = await evaluate(runtime.db, token_id=token_id)

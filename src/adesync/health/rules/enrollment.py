@@ -1,15 +1,18 @@
 """Rules about devices finishing MDM enrollment: devices that downloaded their ADE profile but
-never enrolled, and enrollment URLs that devices cannot reach. Aggregate queries by token."""
+never enrolled, and enrollment URLs that devices cannot reach. Aggregate queries by token.
+
+The enrollment package (and httpx with it) is imported only once a rule has something to look
+at: an installation without MDM events or failed probes does not pay for it on every diagnose.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import case, func, or_, select
 
-from adesync.enrollment.model import EnrollmentState
-from adesync.enrollment.probe import ProfileInUse, profiles_in_use, stored_probes
 from adesync.health.catalogue import Severity
 from adesync.health.model import Finding, rule, stamp
 from adesync.health.rules.context import RuleContext
@@ -17,11 +20,13 @@ from adesync.health.rules.devices import sample_serials
 from adesync.store.tables_enrollment import enrollment_events, enrollment_url_probes
 from adesync.store.tables_sync import devices
 
+if TYPE_CHECKING:
+    from adesync.enrollment.probe import ProfileInUse
+
 __all__ = ["PUSHED_GRACE", "enrollment_url_unreachable", "pushed_not_enrolled"]
 
 # A device that downloaded its profile this long ago and has not enrolled is stuck.
 PUSHED_GRACE = timedelta(hours=24)
-STUCK_STATES = (EnrollmentState.PUSHED.value, EnrollmentState.FAILED.value)
 
 
 async def _tokens_with_events(ctx: RuleContext) -> list[int]:
@@ -49,12 +54,15 @@ async def pushed_not_enrolled(ctx: RuleContext) -> list[Finding]:
     fed = await _tokens_with_events(ctx)
     if not fed:
         return []
+    from adesync.enrollment.model import EnrollmentState
+
+    stuck = (EnrollmentState.PUSHED.value, EnrollmentState.FAILED.value)
     conditions = [
         devices.c.token_id.in_(fed),
         devices.c.deleted.is_(False),
         devices.c.profile_status == "pushed",
         devices.c.profile_push_time < ctx.now - PUSHED_GRACE,
-        devices.c.enrollment_state.in_(STUCK_STATES),
+        devices.c.enrollment_state.in_(stuck),
     ]
     failed = func.sum(
         case((devices.c.enrollment_state == EnrollmentState.FAILED.value, 1), else_=0)
@@ -87,6 +95,8 @@ async def pushed_not_enrolled(ctx: RuleContext) -> list[Finding]:
 
 async def _waiting(ctx: RuleContext, token_ids: list[int]) -> dict[tuple[int, str], int]:
     """Live, not enrolled devices per (token, profile UUID)."""
+    from adesync.enrollment.model import EnrollmentState
+
     rows = await ctx.session.execute(
         select(devices.c.token_id, devices.c.profile_uuid, func.count())
         .where(
@@ -118,6 +128,8 @@ async def enrollment_url_unreachable(ctx: RuleContext) -> list[Finding]:
     )
     if failed_probes.first() is None:
         return []
+    from adesync.enrollment.probe import profiles_in_use, stored_probes
+
     in_use = await profiles_in_use(ctx.session, ctx.token_ids)
     if not in_use:
         return []
