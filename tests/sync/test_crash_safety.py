@@ -19,7 +19,8 @@ from sqlalchemy import func, select
 from adesync.config import load_settings
 from adesync.store.database import Database
 from adesync.store.lease_repo import claim_token
-from adesync.store.tables_sync import device_history, devices
+from adesync.store.sync_repo import mark_interrupted_runs
+from adesync.store.tables_sync import device_history, devices, sync_runs
 from adesync.store.types import utcnow
 from adesync.sync.service import SyncService
 from tests.conftest import Home
@@ -83,6 +84,16 @@ async def lease_expired(db: Database, token_id: int) -> bool:
 
 def sim_serials(simulator: RunningSimulator, server: SimServer) -> set[str]:
     return set(simulator.admin.serials(server.uuid, 10_000))
+
+
+async def run_outcomes(db: Database, token_id: int) -> list[str]:
+    async with db.read() as session:
+        rows = await session.execute(
+            select(sync_runs.c.outcome)
+            .where(sync_runs.c.token_id == token_id)
+            .order_by(sync_runs.c.id)
+        )
+        return list(rows.scalars())
 
 
 @pytest.mark.parametrize(
@@ -150,8 +161,12 @@ async def test_a_killed_sync_resumes_and_ends_with_the_simulators_devices(
     simulator.admin.move_devices(serials[5:15] + serials[-15:-5], elsewhere.uuid)
     simulator.admin.clear_faults(server.uuid)
 
-    # The dead process's lease runs out on its own (5 s after its last renewal)...
+    # The dead process's run stays "running" while its lease lasts (it may still be alive)...
+    assert await mark_interrupted_runs(db, utcnow()) == 0, note
+    # ...the lease runs out on its own (5 s after its last renewal), and the run is closed...
     await wait_until(lambda: lease_expired(db, token_id), "the lease to expire", timeout=15)
+    assert await mark_interrupted_runs(db, utcnow()) == 1, note
+    assert (await run_outcomes(db, token_id))[-1] == "interrupted", note
     # ...and the next run takes the token and finishes what the killed one started.
     result = await run_cli("sync", "crash", "--force", "--json", env=env)
     assert result.code == 0, (result.err, note)
@@ -168,3 +183,4 @@ async def test_a_killed_sync_resumes_and_ends_with_the_simulators_devices(
         assert kept and {rows[s].color for s in kept} == {"GREEN"}, note
         assert all(rows[s].deleted for s in initial[200:300]), note
     assert (await lease_of(db, token_id))[0] is None, note
+    assert (await run_outcomes(db, token_id))[-2:] == ["interrupted", "ok"], note

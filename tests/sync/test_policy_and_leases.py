@@ -3,6 +3,8 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+from sqlalchemy import select
+
 from adesync.config import load_settings
 from adesync.store.database import Database
 from adesync.store.lease_repo import (
@@ -14,6 +16,8 @@ from adesync.store.lease_repo import (
     renew_token_lease,
 )
 from adesync.store.secrets import SecretBox
+from adesync.store.sync_repo import SyncRepo, mark_interrupted_runs
+from adesync.store.tables_sync import sync_runs
 from adesync.sync.policy import Intervals, next_sync_at
 from tests.sync.helpers import T0, insert_token
 
@@ -120,3 +124,31 @@ async def test_a_stopping_scheduler_gives_back_every_lease_it_holds(
     await release_all(db, "w1")
     assert len(await claim_due_tokens(db, "w2", 3, T0, 600)) == 3
     assert await claim_named_lease(db, "health", "w2", T0, 600)
+
+
+async def test_runs_of_stopped_workers_are_marked_interrupted(db: Database, box: SecretBox) -> None:
+    repo = SyncRepo(db, box)
+    held = await insert_token(db, box, "held", lease_owner="w1")  # lease valid for an hour
+    taken = await insert_token(db, box, "taken", lease_owner="w2")
+    again = await insert_token(db, box, "again", lease_owner="w1")
+    live = await repo.start_run(held, "schedule", "w1", T0)
+    lost = await repo.start_run(taken, "schedule", "w1", T0)  # w2 holds it now
+    older = await repo.start_run(again, "schedule", "w1", T0)
+    newest = await repo.start_run(again, "schedule", "w1", T0 + timedelta(minutes=1))
+
+    assert await mark_interrupted_runs(db, T0 + timedelta(minutes=2)) == 2
+    assert await outcomes(db) == {
+        live: "running",
+        lost: "interrupted",
+        older: "interrupted",
+        newest: "running",
+    }
+    # Once the lease has expired, nothing is left running.
+    assert await mark_interrupted_runs(db, T0 + timedelta(hours=2)) == 2
+    assert set((await outcomes(db)).values()) == {"interrupted"}
+
+
+async def outcomes(db: Database) -> dict[int, str]:
+    async with db.read() as session:
+        rows = await session.execute(select(sync_runs.c.id, sync_runs.c.outcome))
+        return {run_id: outcome for run_id, outcome in rows}

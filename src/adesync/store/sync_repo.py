@@ -477,6 +477,34 @@ class SyncRepo:
             )
 
 
+async def mark_interrupted_runs(db: Database, now: datetime) -> int:
+    """Close the runs left ``running`` by a worker that died: a run is live only while its
+    worker holds the token's lease, so one whose worker no longer holds it (lease given back,
+    expired, or taken by another worker) was interrupted. Returns how many were closed."""
+    lease_held = (
+        select(tokens.c.id)
+        .where(
+            tokens.c.id == sync_runs.c.token_id,
+            tokens.c.lease_owner == sync_runs.c.worker,
+            tokens.c.lease_expires_at >= now,
+        )
+        .exists()
+    )
+    newer = sync_runs.alias("newer")
+    newer_run = (
+        select(newer.c.id)
+        .where(newer.c.token_id == sync_runs.c.token_id, newer.c.id > sync_runs.c.id)
+        .exists()
+    )
+    async with db.write() as session:
+        result = await session.execute(
+            update(sync_runs)
+            .where(sync_runs.c.outcome == "running", or_(~lease_held, newer_run))
+            .values(outcome="interrupted", finished_at=now)
+        )
+    return rowcount(result)
+
+
 def due_filter(now: datetime) -> Any:
     """Tokens whose sync is due and whose lease is free."""
     return and_(

@@ -4,7 +4,8 @@ Any number of schedulers (``adesync serve`` in-process, ``adesync worker`` proce
 machines) may share one database: each claims due tokens with a lease, renews it while working
 and releases it with the next due time. A killed scheduler's leases expire and another one takes
 its tokens. Each writes a heartbeat so health can tell when none runs, and runs the periodic
-jobs of :data:`adesync.sync.hooks.PERIODIC` under named leases, one scheduler at a time.
+jobs of :data:`adesync.sync.hooks.PERIODIC` under named leases, one scheduler at a time (first
+its own: runs left ``running`` by a worker that died are marked ``interrupted``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from adesync.store.lease_repo import (
     release_all,
 )
 from adesync.store.secrets import SecretBox
+from adesync.store.sync_repo import mark_interrupted_runs
 from adesync.store.types import utcnow
 from adesync.sync import hooks
 from adesync.sync.clients import ClientFactory
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 15.0
 PERIODIC_SECONDS = 60.0
+INTERRUPTED_RUNS_LEASE = "sync.interrupted_runs"
 
 
 class Scheduler:
@@ -128,6 +131,15 @@ class Scheduler:
             log.exception("sync of token %s failed unexpectedly", token_id)
 
     async def run_periodic(self) -> None:
+        try:
+            if await claim_named_lease(
+                self.db, INTERRUPTED_RUNS_LEASE, self.worker, self.now(), PERIODIC_SECONDS
+            ):
+                closed = await mark_interrupted_runs(self.db, self.now())
+                if closed:
+                    log.warning("marked %d sync runs of stopped workers as interrupted", closed)
+        except Exception:
+            log.exception("periodic job %s failed", INTERRUPTED_RUNS_LEASE)
         for name, job in hooks.PERIODIC:
             try:
                 if await claim_named_lease(
