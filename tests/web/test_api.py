@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from adesync.web import accounts
 from adesync.web.roles import Role
 from tests.sim_fixtures import RunningSimulator
 from tests.web.conftest import Web
@@ -348,6 +349,16 @@ async def test_users_and_keys_through_the_api(web: Web) -> None:
     assert_problem(gone, 401, "unauthorized")
     assert (await web.client.delete(f"{API}/users/dana", headers=admin)).status_code == 204
     assert_problem(await web.client.delete(f"{API}/users/dana", headers=admin), 404, "not_found")
+
+
+async def test_a_key_revoked_by_another_process_is_refused_on_the_next_request(
+    web: Web,
+) -> None:
+    viewer = web.as_role(Role.VIEWER)
+    assert (await web.client.get(f"{API}/tokens", headers=viewer)).status_code == 200
+    # As `adesync apikeys revoke` would, beside the server: straight to the database.
+    await accounts.revoke_api_key(web.db, f"key-{Role.VIEWER.value}", actor="test")
+    assert_problem(await web.client.get(f"{API}/tokens", headers=viewer), 401, "unauthorized")
 
 
 async def test_probes(web: Web) -> None:

@@ -9,7 +9,6 @@ their own).
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -36,9 +35,6 @@ CSRF_COOKIE = "adesync_csrf"
 LANG_COOKIE = "adesync_lang"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 KEY_TOUCH_INTERVAL = 60.0
-# A verified key is trusted this long without asking the database again; revoking a key in
-# this process forgets it at once, elsewhere it stops working within this time.
-KEY_CACHE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -71,22 +67,10 @@ async def current_principal(request: Request) -> Principal | None:
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
             raise _unauthorized("Send the API key as `Authorization: Bearer KEY`.")
+        key = await lookup_api_key(state.db, value.strip())
+        if key is None:
+            raise _unauthorized("The API key is not valid (revoked or mistyped).")
         now = time.monotonic()
-        text = value.strip()
-        # Remembered by digest, so the process holds no key text beyond the request.
-        digest = hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
-        cached = state.known_keys.get(digest)
-        if cached is not None and now - cached[1] < KEY_CACHE_SECONDS:
-            key = cached[0]
-        else:
-            found = await lookup_api_key(state.db, text)
-            if found is None:
-                state.known_keys.pop(digest, None)
-                raise _unauthorized("The API key is not valid (revoked or mistyped).")
-            key = found
-            if len(state.known_keys) > 10_000:
-                state.known_keys.clear()
-            state.known_keys[digest] = (key, now)
         if now - state.key_touched.get(key.id, -KEY_TOUCH_INTERVAL) >= KEY_TOUCH_INTERVAL:
             state.key_touched[key.id] = now
             await touch_api_key(state.db, key.id)

