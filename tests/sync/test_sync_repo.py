@@ -58,6 +58,21 @@ async def test_fetch_pages_count_as_added_and_a_complete_fetch_marks_the_rest_de
     assert second.to_assign == []  # known and already assigned
     rows = await device_rows(db, token_id)
     assert rows["A"].deleted is False and rows["B"].deleted is True
+
+    # Without a default profile nothing is looked up for the assigner; the page is the same.
+    await repo.start_full_fetch(token_id, "w1", later)
+    third = await repo.commit_page(
+        token_id,
+        "w1",
+        [record("C")],
+        "c3",
+        fetch_started_at=later,
+        completes_fetch=False,
+        now=later,
+        assigning=False,
+    )
+    assert (third.added, third.to_assign) == (1, [])
+    assert "C" in await device_rows(db, token_id)
     async with db.read() as session:
         token = (await session.execute(select(tokens).where(tokens.c.id == token_id))).one()
     assert token.cursor == "c2"

@@ -202,14 +202,19 @@ class SyncRepo:
         fetch_started_at: datetime | None,
         completes_fetch: bool,
         now: datetime,
+        assigning: bool = True,
     ) -> PageResult:
-        """Apply one page and store its cursor in one transaction (see the module doc)."""
+        """Apply one page and store its cursor in one transaction (see the module doc).
+        Without ``assigning`` (no default profile) a fetch page leaves ``to_assign`` empty and
+        skips looking its devices up."""
         result = PageResult()
         unique = latest_per_serial(records)
         async with self.db.write() as session:
             await self._guard(session, token_id, worker)
             if fetch_started_at is not None:
-                await self._apply_fetch(session, token_id, unique, fetch_started_at, now, result)
+                await self._apply_fetch(
+                    session, token_id, unique, fetch_started_at, now, result, assigning
+                )
             else:
                 await self._apply_sync(session, token_id, unique, now, result)
             values: dict[str, Any] = {"cursor": cursor, "cursor_issued_at": now, "updated_at": now}
@@ -239,15 +244,16 @@ class SyncRepo:
         fetch_started_at: datetime,
         now: datetime,
         result: PageResult,
+        assigning: bool,
     ) -> None:
         live = [r for r in records if r.op_type != "deleted"]
-        known = await self._known(session, token_id, [r.serial_number for r in live])
-        rows = []
-        for record in live:
-            rows.append(self._live_row(token_id, record, now, fetch_started_at))
-            status = record.profile_status
-            if record.serial_number not in known or status in NEEDS_PROFILE or status is None:
-                result.to_assign.append(record.serial_number)
+        rows = [self._live_row(token_id, record, now, fetch_started_at) for record in live]
+        if assigning:
+            known = await self._known(session, token_id, [r.serial_number for r in live])
+            for record in live:
+                status = record.profile_status
+                if record.serial_number not in known or status in NEEDS_PROFILE or status is None:
+                    result.to_assign.append(record.serial_number)
         await self._fetch_upsert.execute(session, rows)
         result.added += len(rows)
         gone = [r for r in records if r.op_type == "deleted"]

@@ -66,6 +66,7 @@ class SyncStore(Protocol):
         fetch_started_at: datetime | None,
         completes_fetch: bool,
         now: datetime,
+        assigning: bool = True,
     ) -> PageResult: ...
 
     async def start_run(self, token_id: int, trigger: str, worker: str, now: datetime) -> int: ...
@@ -191,6 +192,7 @@ async def _pages(
         fetch_started = now()
         cursor = None
         await store.start_full_fetch(state.token_id, worker, fetch_started)
+    assigning = assigner is not None and state.default_profile_uuid is not None
     ahead: asyncio.Task[tuple[DevicePage, list[DeviceRecord]]] | None = None
     try:
         while True:
@@ -241,6 +243,7 @@ async def _pages(
                 fetch_started_at=fetch_started,
                 completes_fetch=completes_fetch,
                 now=now(),
+                assigning=assigning,
             )
             totals.add_page(result, len(records))
             if on_page is not None and records:
