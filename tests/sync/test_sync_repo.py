@@ -59,6 +59,12 @@ async def test_fetch_pages_count_as_added_and_a_complete_fetch_marks_the_rest_de
     rows = await device_rows(db, token_id)
     assert rows["A"].deleted is False and rows["B"].deleted is True
 
+    async with db.read() as session:
+        token = (await session.execute(select(tokens).where(tokens.c.id == token_id))).one()
+    assert token.cursor == "c2"
+    assert token.fetch_started_at is None
+    assert token.last_full_fetch_at == later
+
     # Without a default profile nothing is looked up for the assigner; the page is the same.
     await repo.start_full_fetch(token_id, "w1", later)
     third = await repo.commit_page(
@@ -73,11 +79,6 @@ async def test_fetch_pages_count_as_added_and_a_complete_fetch_marks_the_rest_de
     )
     assert (third.added, third.to_assign) == (1, [])
     assert "C" in await device_rows(db, token_id)
-    async with db.read() as session:
-        token = (await session.execute(select(tokens).where(tokens.c.id == token_id))).one()
-    assert token.cursor == "c2"
-    assert token.fetch_started_at is None
-    assert token.last_full_fetch_at == later
 
 
 async def test_sync_ops_apply_latest_first_and_skip_stale_ones(
