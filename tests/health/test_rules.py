@@ -355,6 +355,33 @@ async def test_token_over_capacity(db: Database, monkeypatch: pytest.MonkeyPatch
     assert finding.data == {"devices": 4, "capacity": 3}
 
 
+async def test_token_over_capacity_counts_each_tokens_live_devices(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Per token and live only, for every token or one; a token without credentials (not
+    evaluated) is never reported."""
+    monkeypatch.setenv("ADESYNC_TOKEN_CAPACITY", "3")
+    big = await add_token(db, "big")
+    small = await add_token(db, "small")
+    pending = await add_token(db, "pending", oauth_credentials=None)
+    await add_devices(db, big, 5, prefix="B")
+    await add_devices(db, small, 3, prefix="S")
+    await add_devices(db, small, 4, prefix="SD", deleted=True)
+    await add_devices(db, pending, 6, prefix="P")
+    health = await evaluate(db, now=NOW)
+    over = {
+        token.label.name: seen.finding.data
+        for token in health.tokens
+        for seen in token.findings
+        if seen.finding.code == "token_over_capacity"
+    }
+    assert over == {"big": {"devices": 5, "capacity": 3}}
+    for token_id, expected in ((big, ["token_over_capacity"]), (small, [])):
+        one = await evaluate(db, token_id=token_id, now=NOW)
+        codes = [s.finding.code for t in one.tokens for s in t.findings]
+        assert [c for c in codes if c == "token_over_capacity"] == expected
+
+
 def certificate_pem(not_after_days: int) -> str:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "adesync")])
