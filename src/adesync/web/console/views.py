@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 from adesync.web.i18n import Translator
 
-__all__ = ["TokenRow", "token_rows"]
+__all__ = ["AlertLine", "TokenRow", "alert_lines", "token_rows"]
 
 
 class TokenRow(NamedTuple):
@@ -76,3 +76,26 @@ def token_rows(
             )
         )
     return rows
+
+
+class AlertLine(NamedTuple):
+    """One token of the alert banner every console page shows."""
+
+    name: str
+    label: str
+    reason: str
+
+
+def alert_lines(tokens: list[dict[str, Any]], t: Translator) -> list[AlertLine]:
+    """The banner's lines, each reason translated once (a banner may name hundreds of tokens)."""
+    reasons: dict[str | None, str] = {}
+    lines = []
+    for token in tokens:
+        code = token["state_reason"]
+        if code not in reasons:
+            key = f"reason.{code}"
+            reasons[code] = t(key) if code and t.has(key) else (code or "")
+        org = token["org_name"]
+        label = f"{token['name']} · {org}" if org else token["name"]
+        lines.append(AlertLine(token["name"], label, reasons[code]))
+    return lines
