@@ -93,13 +93,8 @@ async def cached_page_of_tokens(
     include_waiting: bool = False,
     token_state: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """``page_of_tokens`` through the state's short-lived listing cache."""
-    key = (limit, after, include_waiting, token_state)
-    hit = state.listings.get(key)
-    if hit is not None:
-        cached: tuple[list[dict[str, Any]], str | None] = hit
-        return cached
-    page = await page_of_tokens(
+    """``page_of_tokens`` with the state's device counts (up to COUNT_TTL seconds old)."""
+    return await page_of_tokens(
         state.db,
         limit=limit,
         after=after,
@@ -107,8 +102,6 @@ async def cached_page_of_tokens(
         state=token_state,
         count_cache=state.counts,
     )
-    state.listings.put(key, page)
-    return page
 
 
 async def page_of_tokens(

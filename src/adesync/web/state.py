@@ -10,7 +10,7 @@ from fastapi import Request
 from adesync.config import Settings
 from adesync.store.database import Database
 from adesync.store.secrets import SecretBox
-from adesync.web.counts import CountCache, ListingCache
+from adesync.web.counts import CountCache
 from adesync.web.i18n import Catalogues
 from adesync.web.ratelimit import LoginLimiter
 from adesync.web.sessions import CookieSigner
@@ -33,12 +33,9 @@ class WebState:
     sync: Any = None
     # Device counts of the token list, reused for a few seconds.
     counts: CountCache = field(default_factory=lambda: CountCache())
-    # Pages of the token list, reused for a few seconds (see ListingCache).
-    listings: ListingCache = field(default_factory=lambda: ListingCache())
 
     def tokens_changed(self) -> None:
-        """Forget cached listings and counts after this process changed a token."""
-        self.listings.clear()
+        """Forget cached device counts after this process changed a token."""
         self.counts.clear()
 
 

@@ -18,7 +18,7 @@ from adesync.services import tokens as token_service
 from adesync.store.types import utcnow
 from adesync.tokens import MAX_TOKEN_FILE_BYTES
 from adesync.web import actions
-from adesync.web.api.common import ERRORS, client_address, json_body, jsonable
+from adesync.web.api.common import ERRORS, client_address, json_response, jsonable
 from adesync.web.auth import Principal, require
 from adesync.web.problems import Problem
 from adesync.web.roles import Role
@@ -96,16 +96,10 @@ async def list_tokens(
     state: Annotated[Literal["healthy", "warning", "error"] | None, Query()] = None,
 ) -> Any:
     """Tokens by name with state, expiry, last sync and device count (keyset pages)."""
-    web = web_state(request)
-    key = ("api", limit, after, all, state)
-    body = web.listings.get(key)
-    if body is None:
-        items, next_after = await cached_page_of_tokens(
-            web, limit=limit, after=after, include_waiting=all, token_state=state
-        )
-        body = json_body({"items": items, "next": next_after})
-        web.listings.put(key, body)
-    return Response(body, media_type="application/json")
+    items, next_after = await cached_page_of_tokens(
+        web_state(request), limit=limit, after=after, include_waiting=all, token_state=state
+    )
+    return json_response({"items": items, "next": next_after})
 
 
 @router.post("/tokens", status_code=201, response_model=TokenCreated, summary="Create a token")
