@@ -5,7 +5,9 @@ Seeds a SQLite home with 2,000 tokens and 1,000,000 devices (500 per token), sta
 the API token list (a page of 100 of the 2,000 tokens), the console token list page (the same
 page as HTML, signed in), the API device list (a page of 100, keyset, over all 1,000,000) and
 the API device list of one token — 20 clients at once. Prints one JSON document; the target is
-a p95 under 100 ms.
+a p95 under 100 ms. On Linux each measurement also gives the CPU per request of the server
+processes and of this load generator (they share the machine), and the machine's load: CPU
+other processes used during the measurement shows the figures were taken on a busy machine.
 
     .venv/bin/python bench/api.py [--tokens 2000] [--devices 1000000] [--requests 400]
 """
@@ -154,6 +156,28 @@ async def sign_in(client: httpx.AsyncClient, base: str) -> None:
     assert answer.status_code == 303, answer.text
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system, all threads) of ``pid`` and its descendants; 0 off Linux."""
+    proc = Path(f"/proc/{pid}")
+    try:
+        fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        children = (proc / "task" / str(pid) / "children").read_text().split()
+    except OSError:
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(int(child)) for child in children)
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all processes used since boot (0 off Linux)."""
+    try:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:9]]
+    except OSError:
+        return 0.0
+    idle = values[3] + values[4]
+    return (sum(values) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 async def measure(
     name: str,
     make_url: list[str],
@@ -161,6 +185,7 @@ async def measure(
     requests: int,
     base: str,
     console: bool = False,
+    server_pid: int | None = None,
 ) -> dict[str, object]:
     latencies: list[float] = []
     errors = 0
@@ -185,9 +210,15 @@ async def measure(
                 if answer.status_code != 200:
                     errors += 1
 
+    server_before = cpu_seconds(server_pid) if server_pid else 0.0
+    client_before = time.process_time()
+    machine_before = machine_busy_seconds()
     started = time.perf_counter()
     await asyncio.gather(*(client_loop() for _ in range(CLIENTS)))
     elapsed = time.perf_counter() - started
+    server_cpu = (cpu_seconds(server_pid) if server_pid else 0.0) - server_before
+    client_cpu = time.process_time() - client_before
+    other_cpu = machine_busy_seconds() - machine_before - server_cpu - client_cpu
     latencies.sort()
     p95 = latencies[int(len(latencies) * 0.95) - 1]
     return {
@@ -199,6 +230,10 @@ async def measure(
         "max_ms": round(latencies[-1], 1),
         "requests_per_second": round(len(latencies) / elapsed, 1),
         "meets_target": p95 < TARGET_MS and errors == 0,
+        "server_cpu_ms_per_request": round(server_cpu * 1000 / len(latencies), 2),
+        "client_cpu_ms_per_request": round(client_cpu * 1000 / len(latencies), 2),
+        # CPUs' worth of other processes' work while this ran (2.0 = both of 2 CPUs busy).
+        "other_processes_cpus": round(max(other_cpu, 0.0) / elapsed, 2),
     }
 
 
@@ -256,14 +291,23 @@ async def main() -> None:
             ]
             # Warm the server (connections, SQLite page cache) before timing.
             await measure("warm-up", token_pages + device_pages, auth, 100, base)
+            pid = server.pid
+            load_before = os.getloadavg()
             results = [
-                await measure("api_token_list_page", token_pages, auth, args.requests, base),
                 await measure(
-                    "console_token_list_page", console_pages, {}, args.requests, base, True
+                    "api_token_list_page", token_pages, auth, args.requests, base, False, pid
                 ),
-                await measure("api_device_list_page", device_pages, auth, args.requests, base),
-                await measure("api_device_list_by_token", per_token, auth, args.requests, base),
+                await measure(
+                    "console_token_list_page", console_pages, {}, args.requests, base, True, pid
+                ),
+                await measure(
+                    "api_device_list_page", device_pages, auth, args.requests, base, False, pid
+                ),
+                await measure(
+                    "api_device_list_by_token", per_token, auth, args.requests, base, False, pid
+                ),
             ]
+            load_after = os.getloadavg()
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -279,6 +323,7 @@ async def main() -> None:
                 "cpus": os.cpu_count(),
                 "target_p95_ms": TARGET_MS,
                 "seed_seconds": round(seed_seconds, 1),
+                "load_average_1min": [round(load_before[0], 2), round(load_after[0], 2)],
                 "results": results,
             },
             indent=2,
