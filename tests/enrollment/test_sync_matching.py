@@ -38,11 +38,11 @@ async def db(home: Home) -> Any:
 def page_hook() -> Iterator[None]:
     """The page hook and the state column as :func:`adesync.wiring.install` registers them, for
     this test only."""
-    hooks.ON_PAGE_COMMITTED.append(refresh_after_page)
-    hooks.DERIVED_DEVICE_COLUMNS.append(ENROLLMENT_STATE_COLUMN)
+    saved = hooks.ON_PAGE_COMMITTED[:], hooks.DERIVED_DEVICE_COLUMNS[:]
+    hooks.ON_PAGE_COMMITTED[:] = [refresh_after_page]
+    hooks.DERIVED_DEVICE_COLUMNS[:] = [ENROLLMENT_STATE_COLUMN]
     yield
-    hooks.ON_PAGE_COMMITTED.remove(refresh_after_page)
-    hooks.DERIVED_DEVICE_COLUMNS.remove(ENROLLMENT_STATE_COLUMN)
+    hooks.ON_PAGE_COMMITTED[:], hooks.DERIVED_DEVICE_COLUMNS[:] = saved
 
 
 async def no_wait(_seconds: float) -> None:

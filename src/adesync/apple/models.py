@@ -33,9 +33,10 @@ MAX_PAGE_SIZE = 1000
 
 
 def _utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
+    offset = value.utcoffset()
+    if offset is None:
         return value.replace(tzinfo=UTC)
-    if value.utcoffset():
+    if offset:
         return value.astimezone(UTC)
     return value
 

@@ -23,7 +23,7 @@ from adesync.notify.events import (
     transition_event,
 )
 from adesync.notify.outbox import Queued, enqueue
-from adesync.notify.settings import NotifySettings, load_notify_settings
+from adesync.notify.settings import NotifySettings, current_notify_settings
 from adesync.store.database import Database
 from adesync.store.secrets import SecretBox
 from adesync.store.tables import tokens
@@ -53,7 +53,7 @@ ANNOUNCED = ("webhook", "email")
 
 def _settings() -> NotifySettings | None:
     try:
-        return load_notify_settings()
+        return current_notify_settings()
     except ConfigError as exc:
         log.error("notifications are off: %s", exc.message, extra={"event": "notify.config"})
         return None

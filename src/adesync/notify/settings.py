@@ -25,7 +25,13 @@ from pydantic_settings import (
 from adesync.config import DEFAULT_HOME
 from adesync.errors import ConfigError
 
-__all__ = ["CHANNELS", "FILE_NAME", "NotifySettings", "load_notify_settings"]
+__all__ = [
+    "CHANNELS",
+    "FILE_NAME",
+    "NotifySettings",
+    "current_notify_settings",
+    "load_notify_settings",
+]
 
 FILE_NAME = "notify.toml"
 CHANNELS = ("webhook", "email", "device_events")
@@ -167,4 +173,29 @@ def load_notify_settings(home: Path | None = None) -> NotifySettings:
         raise ConfigError("ADESYNC_SMTP_HOST needs ADESYNC_EMAIL_FROM and ADESYNC_EMAIL_TO too.")
     if any(day < 0 for day in settings.expiry_reminder_days):
         raise ConfigError("ADESYNC_EXPIRY_REMINDER_DAYS must list whole days of 0 or more.")
+    return settings
+
+
+_current: dict[tuple[Any, ...], NotifySettings] = {}
+
+
+def current_notify_settings() -> NotifySettings:
+    """:func:`load_notify_settings`, read again only when the environment's ``ADESYNC_*``
+    values or the settings file changed (a sync asks once per page of devices)."""
+    path = _home() / FILE_NAME
+    try:
+        stat = path.stat()
+        file_key: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        file_key = None
+    key = (
+        tuple(sorted(item for item in os.environ.items() if item[0].startswith("ADESYNC_"))),
+        str(path),
+        file_key,
+    )
+    settings = _current.get(key)
+    if settings is None:
+        settings = load_notify_settings()
+        _current.clear()
+        _current[key] = settings
     return settings

@@ -37,9 +37,10 @@ __all__ = [
 
 def sqlite_datetime(value: datetime) -> str:
     """``value`` as SQLAlchemy stores a UTCDateTime on SQLite (naive UTC, microseconds)."""
-    if value.tzinfo is None:
+    offset = value.utcoffset()
+    if offset is None:
         raise ValueError("naive datetime given to a UTC column")
-    if value.utcoffset():
+    if offset:
         value = value.astimezone(UTC)
     # "YYYY-MM-DD HH:MM:SS.ffffff" and the "+00:00" offset, which SQLite's text leaves out.
     return value.isoformat(" ", "microseconds")[:26]

@@ -142,6 +142,7 @@ class SyncRepo:
     ) -> None:
         self.db = db
         self.box = box
+        derived = tuple({column.name: column for column in derived}.values())  # each once
         self._derived = tuple(column.for_record for column in derived)
         updated = (*APPLE_DEVICE_FIELDS, "last_op_type", "last_op_date", "deleted", "deleted_at")
         self._live_upsert = _device_upsert(db, _LIVE_COLUMNS, (*updated, "updated_at"), derived)
