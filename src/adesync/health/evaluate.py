@@ -13,7 +13,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Integer,
+    any_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adesync.health.catalogue import Severity, State, state_for
@@ -159,6 +171,14 @@ async def evaluate(
     return health
 
 
+def _among(db: Database, column: Any, ids: Sequence[int]) -> ColumnElement[bool]:
+    """``column IN ids``; on PostgreSQL one array parameter (``= ANY``): the placeholders of
+    thousands of ids cost SQLAlchemy and psycopg more than the statement itself."""
+    if db.is_postgresql:
+        return column == any_(literal(list(ids), ARRAY(Integer)))  # type: ignore[no-any-return]
+    return column.in_(ids)  # type: ignore[no-any-return]
+
+
 async def _lock(session: AsyncSession, db: Database, ids: list[int], whole: bool) -> set[int]:
     """Lock the tokens in scope (PostgreSQL); return the ids that still exist."""
     query = select(tokens.c.id).order_by(tokens.c.id)
@@ -169,7 +189,9 @@ async def _lock(session: AsyncSession, db: Database, ids: list[int], whole: bool
     existing: set[int] = set()
     for start in range(0, len(ids), _CHUNK * 10):
         chunk = ids[start : start + _CHUNK * 10]
-        existing.update((await session.execute(query.where(tokens.c.id.in_(chunk)))).scalars())
+        existing.update(
+            (await session.execute(query.where(_among(db, tokens.c.id, chunk)))).scalars()
+        )
     return existing
 
 
@@ -182,10 +204,11 @@ async def _store(
     async with db.write() as session:
         existing = await _lock(session, db, [t.id for t in facts], whole)
         live = [t for t in facts if t.id in existing]
+        live_ids = [t.id for t in live]
         scope = (
-            findings.c.token_id.is_(None) | findings.c.token_id.in_([t.id for t in live])
+            findings.c.token_id.is_(None) | _among(db, findings.c.token_id, live_ids)
             if whole
-            else findings.c.token_id.in_([t.id for t in live])
+            else _among(db, findings.c.token_id, live_ids)
         )
         stored: dict[int | None, dict[str, Any]] = defaultdict(dict)
         for row in await session.execute(select(findings).where(scope)):
@@ -195,10 +218,10 @@ async def _store(
             for row in await session.execute(
                 select(
                     tokens.c.id, tokens.c.state, tokens.c.state_reason, tokens.c.state_changed_at
-                ).where(tokens.c.id.in_([t.id for t in live]))
+                ).where(_among(db, tokens.c.id, live_ids))
             )
         }
-        plan = _Plan(now)
+        plan = _Plan(db, now)
         results: list[TokenHealth] = []
         for token in live:
             row = states[token.id]
@@ -245,7 +268,8 @@ class _Outcome:
 class _Plan:
     """The writes one evaluation makes, collected per subject and applied in bulk."""
 
-    def __init__(self, now: datetime) -> None:
+    def __init__(self, db: Database, now: datetime) -> None:
+        self.db = db
         self.now = now
         self.inserts: list[dict[str, Any]] = []
         self.updates: list[dict[str, Any]] = []
@@ -334,7 +358,7 @@ class _Plan:
     async def apply(self, session: AsyncSession) -> None:
         for start in range(0, len(self.deletes), _CHUNK):
             chunk = self.deletes[start : start + _CHUNK]
-            await session.execute(delete(findings).where(findings.c.id.in_(chunk)))
+            await session.execute(delete(findings).where(_among(self.db, findings.c.id, chunk)))
         if self.updates:
             await session.execute(
                 update(findings)
@@ -351,7 +375,9 @@ class _Plan:
         for start in range(0, len(token_ids), _CHUNK * 10):
             chunk = token_ids[start : start + _CHUNK * 10]
             await session.execute(
-                update(findings).where(findings.c.token_id.in_(chunk)).values(last_seen_at=self.now)
+                update(findings)
+                .where(_among(self.db, findings.c.token_id, chunk))
+                .values(last_seen_at=self.now)
             )
         if None in self.touched:
             await session.execute(
