@@ -56,7 +56,19 @@ def from_stored_datetime(value: Any) -> datetime | None:
     return value.astimezone(UTC)
 
 
-def _pg_array_type(table: Table, name: str) -> str:
+def _string_length(table: Table, name: str) -> int | None:
+    column_type = table.c[name].type
+    if isinstance(column_type, String) and not isinstance(column_type, Text):
+        return column_type.length
+    return None
+
+
+def _sqlite_mark(table: Table, name: str, *, clip: bool) -> str:
+    length = _string_length(table, name) if clip else None
+    return "?" if length is None else f"substr(?, 1, {int(length)})"
+
+
+def _pg_array_type(table: Table, name: str, *, clip: bool) -> str:
     column_type = table.c[name].type
     if isinstance(column_type, UTCDateTime):
         return "timestamptz[]"
@@ -65,7 +77,9 @@ def _pg_array_type(table: Table, name: str) -> str:
     if isinstance(column_type, Integer):
         return "bigint[]"
     if isinstance(column_type, String | Text):
-        return "text[]"
+        # An explicit cast to varchar(n) cuts longer strings instead of refusing them.
+        length = _string_length(table, name) if clip else None
+        return "text[]" if length is None else f"varchar({int(length)})[]"
     raise TypeError(f"no array type for {table.name}.{name}")  # pragma: no cover
 
 
@@ -73,9 +87,11 @@ class BulkWrite:
     """``INSERT`` rows of ``columns`` into ``table``; with ``conflict`` (the unique columns),
     ``ON CONFLICT DO UPDATE`` of ``update`` columns, only ``where`` it holds (SQL over
     ``<table>`` and ``excluded``); ``set_sql`` names update columns set to an SQL expression
-    (over the same two) instead of ``excluded.<column>``. Rows are tuples in ``columns`` order
-    holding what SQLAlchemy would accept for those columns (aware datetimes, bools, strings
-    that fit); rows that are lists may be changed in place."""
+    (over the same two) instead of ``excluded.<column>``. Rows are sequences in ``columns``
+    order holding what SQLAlchemy would accept for those columns (aware datetimes, bools,
+    strings); rows that are lists may be changed in place. Strings longer than their column
+    are cut to fit, in SQL (PostgreSQL refuses them; SQLite would keep them whole), except
+    the ``conflict`` columns: a key is stored exactly or not at all."""
 
     def __init__(
         self,
@@ -100,22 +116,34 @@ class BulkWrite:
                 tail += f" WHERE {where}"
         # Only names from the table definition go into the text; every value is bound.
         if self.is_postgresql:
-            arrays = ", ".join(f"%({n})b::{_pg_array_type(table, n)}" for n in self.columns)
+            arrays = ", ".join(
+                f"%({n})b::{_pg_array_type(table, n, clip=n not in conflict)}" for n in self.columns
+            )
             self.sql = f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays}){tail}"  # noqa: S608
         else:
-            marks = ", ".join("?" for _ in self.columns)
+            marks = ", ".join(_sqlite_mark(table, n, clip=n not in conflict) for n in self.columns)
             self.sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks}){tail}"  # noqa: S608
         self._datetimes = tuple(
             i for i, name in enumerate(self.columns) if isinstance(table.c[name].type, UTCDateTime)
         )
 
-    async def execute(self, session: AsyncSession, rows: Sequence[Sequence[Any]]) -> None:
+    def stamp(self, value: datetime) -> Any:
+        """A timestamp as the driver takes it, for rows given to ``execute(converted=True)``."""
+        return value if self.is_postgresql else sqlite_datetime(value)
+
+    async def execute(
+        self, session: AsyncSession, rows: Sequence[Sequence[Any]], *, converted: bool = False
+    ) -> None:
+        """Write ``rows``; ``converted``: they are tuples whose timestamps already went through
+        :meth:`stamp` (a caller building a thousand rows saves a second pass over them)."""
         if not rows:
             return
         connection = await session.connection()
         if self.is_postgresql:
             arrays = {name: [row[i] for row in rows] for i, name in enumerate(self.columns)}
             await connection.exec_driver_sql(self.sql, arrays)
+        elif converted:
+            await connection.exec_driver_sql(self.sql, list(rows))
         else:
             await connection.exec_driver_sql(self.sql, self._sqlite_rows(rows))
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, and_, func, insert, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adesync.store.bulk import BulkWrite, from_stored_datetime, probe_devices
@@ -20,6 +20,7 @@ from adesync.store.database import Database, rowcount
 from adesync.store.secrets import SecretBox
 from adesync.store.tables import tokens
 from adesync.store.tables_sync import device_history, devices, sync_runs
+from adesync.store.types import UTCDateTime
 from adesync.sync.model import (
     APPLE_DEVICE_FIELDS,
     DerivedDeviceColumn,
@@ -38,16 +39,6 @@ NEEDS_PROFILE = ("empty", "removed")
 
 class LeaseLost(Exception):
     """Another worker holds this token now; the page was not written."""
-
-
-def _string_limits(names: Sequence[str], offset: int) -> tuple[tuple[int, int], ...]:
-    """(position + offset, length) of each length-limited string column among ``names``."""
-    limits = []
-    for i, name in enumerate(names, offset):
-        column_type = devices.c[name].type
-        if isinstance(column_type, String) and column_type.length is not None:
-            limits.append((i, column_type.length))
-    return tuple(limits)
 
 
 # Row shapes of the three upserts (see _live_row and _gone_row).
@@ -76,15 +67,6 @@ _GONE_COLUMNS = (
 )
 
 
-def _clip(values: list[Any], limits: tuple[tuple[int, int], ...]) -> list[Any]:
-    """Fit Apple's strings into the column sizes, in place."""
-    for i, length in limits:
-        value = values[i]
-        if value is not None and len(value) > length:
-            values[i] = value[:length]
-    return values
-
-
 def latest_per_serial(records: Sequence[DeviceRecord]) -> list[DeviceRecord]:
     """One record per serial: the latest ``op_date`` wins, a later position breaks ties."""
     chosen: dict[str, DeviceRecord] = {}
@@ -100,10 +82,10 @@ def latest_per_serial(records: Sequence[DeviceRecord]) -> list[DeviceRecord]:
     return list(chosen.values())
 
 
-# Apple's strings must fit the columns (PostgreSQL refuses longer ones); they follow token_id
-# and serial_number in both row shapes.
-_LIVE_LIMITS = _string_limits(APPLE_DEVICE_FIELDS, offset=2)
-_GONE_LIMITS = _string_limits(IDENTITY_FIELDS, offset=2)
+# Positions in a record's values of Apple's timestamps.
+_RECORD_TIMESTAMPS = tuple(
+    i for i, name in enumerate(APPLE_DEVICE_FIELDS) if isinstance(devices.c[name].type, UTCDateTime)
+)
 
 HISTORY_COLUMNS = ("token_id", "serial_number", "at", "kind", "detail", "profile_uuid")
 
@@ -154,6 +136,7 @@ class SyncRepo:
             db, _GONE_COLUMNS, (*gone_updated, "deleted_at", "updated_at")
         )
         self._history = history_insert(db)
+        self._stamp = self._live_upsert.stamp
 
     # -- reading -------------------------------------------------------------------------
 
@@ -248,14 +231,16 @@ class SyncRepo:
         assigning: bool,
     ) -> None:
         live = [r for r in records if r.op_type != "deleted"]
-        rows = [self._live_row(token_id, record, now, fetch_started_at) for record in live]
+        stamp = self._stamp
+        now_value, seen = stamp(now), stamp(fetch_started_at)
+        rows = [self._live_row(token_id, record, now_value, seen) for record in live]
         if assigning:
             known = await self._known(session, token_id, [r.serial_number for r in live])
             for record in live:
                 status = record.profile_status
                 if record.serial_number not in known or status in NEEDS_PROFILE or status is None:
                     result.to_assign.append(record.serial_number)
-        await self._fetch_upsert.execute(session, rows)
+        await self._fetch_upsert.execute(session, rows, converted=True)
         result.added += len(rows)
         gone = [r for r in records if r.op_type == "deleted"]
         if gone:
@@ -273,7 +258,8 @@ class SyncRepo:
         result: PageResult,
     ) -> None:
         known = await self._known(session, token_id, [r.serial_number for r in records])
-        live_rows: list[list[Any]] = []
+        now_value = self._stamp(now)
+        live_rows: list[tuple[Any, ...]] = []
         gone_rows: list[list[Any]] = []
         history: list[tuple[Any, ...]] = []
         for record in records:
@@ -297,7 +283,7 @@ class SyncRepo:
                     result.modified += 1
                     if record.profile_status in NEEDS_PROFILE:
                         result.to_assign.append(record.serial_number)
-                live_rows.append(self._live_row(token_id, record, now))
+                live_rows.append(self._live_row(token_id, record, now_value))
             history.append(
                 (
                     token_id,
@@ -308,7 +294,7 @@ class SyncRepo:
                     record.profile_uuid,
                 )
             )
-        await self._live_upsert.execute(session, live_rows)
+        await self._live_upsert.execute(session, live_rows, converted=True)
         await self._deleted_upsert.execute(session, gone_rows)
         await self._history.execute(session, history)
 
@@ -323,18 +309,21 @@ class SyncRepo:
         }
 
     def _live_row(
-        self,
-        token_id: int,
-        record: DeviceRecord,
-        now: datetime,
-        seen_in_fetch: datetime | None = None,
-    ) -> list[Any]:
-        """A row of _LIVE_COLUMNS, then the derived columns."""
-        row = [token_id, record.serial_number, *record.values]
-        row += (record.op_type or "added", record.op_date, False, None, seen_in_fetch, now, now)
+        self, token_id: int, record: DeviceRecord, now: Any, seen_in_fetch: Any = None
+    ) -> tuple[Any, ...]:
+        """A row of _LIVE_COLUMNS, then the derived columns, ready for the driver (timestamps
+        through ``BulkWrite.stamp``; ``now`` and ``seen_in_fetch`` already are)."""
+        stamp = self._stamp
+        values = list(record.values)
+        for i in _RECORD_TIMESTAMPS:
+            if values[i] is not None:
+                values[i] = stamp(values[i])
+        op_date = None if record.op_date is None else stamp(record.op_date)
+        row = [token_id, record.serial_number, *values]
+        row += (record.op_type or "added", op_date, False, None, seen_in_fetch, now, now)
         for derive in self._derived:
             row.append(derive(record))
-        return _clip(row, _LIVE_LIMITS)
+        return tuple(row)
 
     @staticmethod
     def _gone_row(token_id: int, record: DeviceRecord, now: datetime) -> list[Any]:
@@ -342,7 +331,7 @@ class SyncRepo:
         row = [token_id, record.serial_number]
         row += map(record.values.__getitem__, _IDENTITY_POSITIONS)
         row += ("deleted", record.op_date, True, record.op_date or now, now, now)
-        return _clip(row, _GONE_LIMITS)
+        return row
 
     async def _guard(self, session: AsyncSession, token_id: int, worker: str) -> None:
         """Raise LeaseLost unless ``worker`` holds this token's lease (checked in the same
