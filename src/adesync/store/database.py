@@ -3,6 +3,8 @@
 SQLite runs in WAL mode with foreign keys on and a busy timeout, and write transactions start
 with ``BEGIN IMMEDIATE`` so that several processes (``adesync sync`` beside ``adesync serve``)
 queue for the write lock instead of failing when a deferred transaction tries to upgrade.
+Through aiosqlite, statements go to the driver's thread in one trip each and ``BEGIN`` goes
+with a transaction's first statement (:mod:`adesync.store.sqlite_driver`).
 """
 
 from __future__ import annotations
@@ -58,7 +60,13 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 def _sqlite_on_begin(conn: Connection) -> None:
     immediate = conn.get_execution_options().get("sqlite_immediate", False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    statement = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+    # sqlite_driver's connections send it along with the transaction's first statement.
+    defer = getattr(conn.connection.dbapi_connection, "defer_begin", None)
+    if defer is not None:
+        defer(statement)
+    else:
+        conn.exec_driver_sql(statement)
 
 
 class Database:
@@ -74,6 +82,11 @@ class Database:
         kwargs: dict[str, Any] = {}
         if self.dialect == "postgresql":
             kwargs.update(pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
+        elif parsed.get_driver_name() == "aiosqlite":
+            from adesync.store import sqlite_driver
+
+            # One trip to aiosqlite's thread per statement instead of four.
+            kwargs.update(module=sqlite_driver.dbapi())
         self.engine: AsyncEngine = create_async_engine(parsed, **kwargs)
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_on_connect)

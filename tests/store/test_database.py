@@ -1,0 +1,179 @@
+"""Database.read() and write() under concurrency, on both backends; SQLite's transaction rules
+(BEGIN IMMEDIATE for writes, one snapshot per read) and its one-trip driver adapter."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+import aiosqlite
+import pytest
+from sqlalchemy import func, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from adesync.store.database import Database
+from adesync.store.tables import tokens
+
+
+async def _add_token(db: Database, name: str) -> None:
+    now = datetime.now(UTC)
+    async with db.write() as session:
+        await session.execute(
+            tokens.insert().values(name=name, dep_url="u", created_at=now, updated_at=now)
+        )
+
+
+async def _count(db: Database) -> int:
+    async with db.read() as session:
+        return int((await session.execute(select(func.count()).select_from(tokens))).scalar_one())
+
+
+def _sqlite_only(db: Database) -> None:
+    if not db.is_sqlite:
+        pytest.skip("SQLite's transaction rules")
+
+
+async def test_concurrent_read_modify_write_loses_nothing(db_url: str) -> None:
+    """Two handles (as two processes would) add 1 to a counter 40 times in all, reading it
+    first: on SQLite BEGIN IMMEDIATE makes them queue; PostgreSQL locks the row (FOR UPDATE)."""
+    first, second = Database(db_url), Database(db_url)
+    try:
+        await _add_token(first, "counter")
+        query = select(tokens.c.consecutive_failures).where(tokens.c.name == "counter")
+        if first.is_postgresql:
+            query = query.with_for_update()
+
+        async def bump(db: Database) -> None:
+            async with db.write() as session:
+                value = (await session.execute(query)).scalar_one()
+                await asyncio.sleep(0)
+                await session.execute(
+                    update(tokens)
+                    .where(tokens.c.name == "counter")
+                    .values(consecutive_failures=value + 1)
+                )
+
+        await asyncio.gather(*(bump(db) for _ in range(20) for db in (first, second)))
+        async with first.read() as session:
+            assert (await session.execute(query)).scalar_one() == 40
+    finally:
+        await first.dispose()
+        await second.dispose()
+
+
+async def test_a_failed_statement_leaves_the_pool_usable(db: Database) -> None:
+    await _add_token(db, "a")
+    for _ in range(3):
+        with pytest.raises(IntegrityError):
+            await _add_token(db, "a")
+    await asyncio.gather(*(_add_token(db, f"b{i}") for i in range(5)))
+    assert await _count(db) == 6
+
+
+async def test_reads_and_writes_interleave(db: Database) -> None:
+    async def writer(i: int) -> None:
+        await _add_token(db, f"t{i}")
+
+    async def reader() -> int:
+        return await _count(db)
+
+    counts = await asyncio.gather(*(writer(i) if i % 2 else reader() for i in range(40)))
+    assert all(isinstance(n, int) and 0 <= n <= 20 for n in counts if n is not None)
+    assert await _count(db) == 20
+
+
+async def test_cancelled_reads_leave_no_transaction_behind(db: Database) -> None:
+    await _add_token(db, "a")
+
+    async def keep_reading() -> None:
+        while True:
+            await _count(db)
+
+    tasks = [asyncio.create_task(keep_reading()) for _ in range(8)]
+    await asyncio.sleep(0.2)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    # Every pooled connection must start its next transaction cleanly.
+    await asyncio.gather(*(_add_token(db, f"n{i}") for i in range(8)))
+    assert await _count(db) == 9
+
+
+async def test_sqlite_read_sees_one_snapshot(db: Database) -> None:
+    """BEGIN goes with a read's first statement: later statements of the same read do not see
+    what another connection committed in between."""
+    _sqlite_only(db)
+    other = Database(str(db.url))
+    try:
+        await _add_token(db, "a")
+        async with db.read() as session:
+            before = (await session.execute(select(func.count()).select_from(tokens))).scalar()
+            await _add_token(other, "b")
+            after = (await session.execute(select(func.count()).select_from(tokens))).scalar()
+        assert before == after == 1
+        assert await _count(db) == 2
+    finally:
+        await other.dispose()
+
+
+async def test_sqlite_write_holds_the_write_lock_from_its_first_statement(db: Database) -> None:
+    """BEGIN IMMEDIATE: a write that only read so far already keeps other writers waiting."""
+    _sqlite_only(db)
+    other = Database(str(db.url))
+    try:
+        await _add_token(db, "a")
+        order: list[str] = []
+
+        async def second() -> None:
+            await _add_token(other, "b")
+            order.append("second wrote")
+
+        async with db.write() as session:
+            await session.execute(select(tokens.c.id))
+            waiting = asyncio.create_task(second())
+            await asyncio.sleep(0.3)
+            order.append("first commits")
+        await waiting
+        assert order == ["first commits", "second wrote"]
+        assert await _count(db) == 2
+    finally:
+        await other.dispose()
+
+
+async def test_sqlite_one_statement_read_takes_two_trips(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Statement and BEGIN in one trip to aiosqlite's thread, then ROLLBACK; nothing else (the
+    pool's own rollback is skipped once the session rolled back)."""
+    _sqlite_only(db)
+    await _count(db)  # connect first: PRAGMAs are trips too
+    trips: Counter[str] = Counter()
+    execute = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        trips[getattr(fn, "__name__", "?")] += 1
+        return await execute(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    assert await _count(db) == 0
+    assert sum(trips.values()) == 2, trips
+    trips.clear()
+    async with db.write():
+        pass  # nothing written: no trip at all
+    assert sum(trips.values()) == 0, trips
+
+
+async def test_sqlite_executemany_and_rowcount(db: Database) -> None:
+    _sqlite_only(db)
+    now = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
+    async with db.write() as session:
+        conn = await session.connection()
+        await conn.exec_driver_sql(
+            "INSERT INTO tokens (name, dep_url, created_at, updated_at) VALUES (?, ?, ?, ?)",
+            [(f"m{i}", "u", now, now) for i in range(5)],
+        )
+        result = await conn.execute(text("UPDATE tokens SET dep_url = 'v' WHERE name > 'm1'"))
+        assert result.rowcount == 3  # type: ignore[attr-defined]
+    assert await _count(db) == 5
