@@ -6,6 +6,7 @@ Health itself is imported when the command runs, so other commands start without
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import typer
@@ -56,6 +57,7 @@ def diagnose(
 
     if lang is not None and lang not in LANGUAGES:
         raise DiagnoseFailed(f"--lang must be one of {', '.join(LANGUAGES)}, not {lang!r}.")
+    _freeze_startup_objects()
     try:
         settings = load_settings()
         report = run(diagnose_report(settings, token, lang or settings.lang))
@@ -66,6 +68,18 @@ def diagnose(
     else:
         show(report, lang or settings.lang)
     raise typer.Exit(exit_code_for(State(report["status"])))
+
+
+def _freeze_startup_objects() -> None:
+    """Import what the check runs, then keep those long-lived objects (modules, tables, rules)
+    out of garbage collection: evaluating 2,000 tokens allocates enough for full collections,
+    and each walked every start-up object again (0.3-0.4 s of CPU of a 1.5 s run of
+    bench/diagnose.py). No collection first: the process ends within seconds."""
+    import adesync.health.evaluate
+    import adesync.health.report
+    import adesync.runtime  # noqa: F401
+
+    gc.freeze()
 
 
 def show(report: dict[str, Any], lang: str) -> None:
