@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 from sqlalchemy import func, select
 
 from adesync.config import load_settings
 from adesync.store.database import Database
+from adesync.store.secrets import SecretBox
+from adesync.store.tables import tokens
 from adesync.store.tables_sync import sync_runs
+from adesync.sync import hooks
 from adesync.sync.scheduler import Scheduler
 from tests.conftest import Home
 from tests.sim_fixtures import RunningSimulator, sim_keypair, simulator
@@ -63,3 +66,50 @@ async def test_a_busy_scheduler_takes_the_next_due_token_when_a_slot_frees_up(
 
 async def _all_synced(db: Database, count: int) -> bool:
     return await ok_runs(db) >= count
+
+
+async def test_after_sync_hooks_run_for_many_tokens_at_once_after_the_leases(
+    db: Database, home: Home, simulator: RunningSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scheduler hands the tokens it synced to the after-sync hooks (health, metrics) in
+    batches, once their leases are given back; each token exactly once, none forgotten."""
+    ids = []
+    for n in range(6):
+        server = simulator.create_server(f"MDM {n}", devices=3)
+        ids.append(
+            await insert_token(
+                db,
+                home.box,
+                f"t{n}",
+                lease_owner=None,
+                credentials=server.credentials,
+                dep_url=simulator.base_url,
+            )
+        )
+    calls: list[tuple[list[int], list[str | None]]] = []
+
+    async def spy(db_: Database, box: SecretBox, token_ids: Sequence[int]) -> None:
+        async with db_.read() as session:
+            owners = await session.execute(
+                select(tokens.c.lease_owner).where(tokens.c.id.in_(token_ids))
+            )
+            calls.append((list(token_ids), list(owners.scalars())))
+
+    monkeypatch.setattr(hooks, "AFTER_TOKEN_SYNC", [spy])
+    scheduler = Scheduler(db, home.box, load_settings(), concurrency=6, poll_seconds=60)
+    stop = asyncio.Event()
+    task = asyncio.create_task(scheduler.run(stop))
+    try:
+        await wait_until(lambda: _all_synced(db, 6), "six synced tokens", timeout=30)
+        await wait_until(lambda: _true(sum(len(c[0]) for c in calls) == 6), "the hooks", timeout=10)
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=30)
+    assert sorted(i for batch, _ in calls for i in batch) == sorted(ids)
+    assert len(calls) < 6  # batched, not one call per token
+    assert all(owner is None for _, owners in calls for owner in owners)  # leases given back
+
+
+async def _true(value: bool) -> bool:
+    return value

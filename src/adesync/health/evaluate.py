@@ -148,12 +148,13 @@ def finding_from_row(row: Any) -> Finding:
 async def evaluate(
     db: Database,
     *,
-    token_id: int | None = None,
+    token_id: int | Sequence[int] | None = None,
     now: datetime | None = None,
     limits: Limits | None = None,
 ) -> Health:
-    """Evaluate every token holding credentials (and the installation), or only ``token_id``;
-    store the result and return it. ``now`` is injectable for tests (default: the clock)."""
+    """Evaluate every token holding credentials (and the installation), or only ``token_id``
+    (one id, or several evaluated together); store the result and return it. ``now`` is
+    injectable for tests (default: the clock)."""
     now = now or utcnow()
     limits = limits or load_limits()
     whole = token_id is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from adesync.health.evaluate import evaluate
 from adesync.store.database import Database
@@ -16,13 +17,13 @@ log = logging.getLogger("adesync.health")
 PERIODIC_LEASE = "health.evaluate"
 
 
-async def evaluate_after_sync(db: Database, box: SecretBox, token_id: int) -> None:
-    """Re-evaluate one token after its sync or check (inside its lease). A failure here is
-    logged and never fails the sync; the periodic evaluation catches up."""
+async def evaluate_after_sync(db: Database, box: SecretBox, token_ids: Sequence[int]) -> None:
+    """Re-evaluate tokens after their sync or check (together, in one evaluation). A failure
+    here is logged and never fails a sync; the periodic evaluation catches up."""
     try:
-        await evaluate(db, token_id=token_id)
+        await evaluate(db, token_id=token_ids)
     except Exception:
-        log.exception("health evaluation of token %s failed", token_id)
+        log.exception("health evaluation of tokens %s failed", list(token_ids))
 
 
 async def evaluate_everything(db: Database, box: SecretBox) -> None:

@@ -207,8 +207,9 @@ async def _deliver_logged(db: Database, settings: NotifySettings) -> Delivered:
         return Delivered()
 
 
-async def count_run(db: Database, box: SecretBox, token_id: int) -> None:
-    """Count the token's finished sync run in the metrics (after each token's sync)."""
+async def count_run(db: Database, box: SecretBox, token_ids: Sequence[int]) -> None:
+    """Count each token's finished sync run in the metrics (after their syncs)."""
     from adesync.notify import metrics
 
-    await metrics.count_sync_run(db, token_id)
+    for token_id in token_ids:
+        await metrics.count_sync_run(db, token_id)

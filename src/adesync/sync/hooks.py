@@ -12,12 +12,14 @@ from adesync.store.database import Database
 from adesync.store.secrets import SecretBox
 from adesync.sync.model import DerivedDeviceColumn, DeviceRecord
 
-AfterTokenSync = Callable[[Database, SecretBox, int], Awaitable[None]]
+AfterTokenSync = Callable[[Database, SecretBox, Sequence[int]], Awaitable[None]]
 Periodic = Callable[[Database, SecretBox], Awaitable[None]]
 OnPageCommitted = Callable[[Database, int, str, Sequence[DeviceRecord]], Awaitable[None]]
 
 
-# Called after each token's sync or check, still inside the token's lease.
+# Called with the tokens just synced or checked: one at a time by ``adesync sync``/``check``,
+# the console and the API (before they answer); in batches by the scheduler, after it gave
+# their leases back.
 AFTER_TOKEN_SYNC: list[AfterTokenSync] = []
 # Called once per scheduler period by one scheduler at a time (named leases).
 PERIODIC: list[tuple[str, Periodic]] = []

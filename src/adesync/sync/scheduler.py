@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 15.0
 PERIODIC_SECONDS = 60.0
 INTERRUPTED_RUNS_LEASE = "sync.interrupted_runs"
+AFTER_SYNC_BATCH = 50
+AFTER_SYNC_SECONDS = 2.0
 
 
 class Scheduler:
@@ -68,6 +70,10 @@ class Scheduler:
         self.box = box
         self.running: set[asyncio.Task[None]] = set()
         self.synced = 0
+        # Tokens synced whose after-sync hooks (health, metrics) have not run yet: they run for
+        # many tokens at once, outside the leases (see flush_after_sync).
+        self.after_sync_pending: list[int] = []
+        self.after_sync_since = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         started = self.now()
@@ -86,15 +92,21 @@ class Scheduler:
                     await self.run_periodic()
                     last_periodic = loop.time()
                 claimed = await self.tick()
+                await self.flush_after_sync()
                 if not claimed:
+                    wait = self.poll_seconds
+                    if self.after_sync_pending:  # come back when they are due
+                        wait = min(wait, AFTER_SYNC_SECONDS)
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), timeout=self.poll_seconds)
+                        await asyncio.wait_for(stop.wait(), timeout=wait)
                 else:
                     await asyncio.sleep(0)
         finally:
             for task in list(self.running):
                 task.cancel()
             await asyncio.gather(*self.running, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await self.flush_after_sync(force=True)
             with contextlib.suppress(Exception):
                 # A task cancelled before it started never released the lease it was given.
                 await release_all(self.db, self.worker)
@@ -121,9 +133,31 @@ class Scheduler:
             await asyncio.wait(self.running, return_when=asyncio.FIRST_COMPLETED)
         return len(ids)
 
+    async def flush_after_sync(self, *, force: bool = False) -> None:
+        """Run the after-sync hooks for the tokens synced since the last time: when
+        AFTER_SYNC_BATCH are waiting, when the oldest has waited AFTER_SYNC_SECONDS, when no
+        sync is running, or with ``force``. One health evaluation of many tokens costs about
+        what one of a single token does."""
+        pending = self.after_sync_pending
+        if not pending:
+            return
+        waited = asyncio.get_running_loop().time() - self.after_sync_since
+        if not (
+            force
+            or len(pending) >= AFTER_SYNC_BATCH
+            or waited >= AFTER_SYNC_SECONDS
+            or not self.running
+        ):
+            return
+        self.after_sync_pending = []
+        await self.service.after_token_sync(pending)
+
     async def _sync(self, token_id: int) -> None:
         try:
-            await self.service.run_leased(token_id, trigger="schedule")
+            await self.service.run_leased(token_id, trigger="schedule", after_sync=False)
+            if not self.after_sync_pending:
+                self.after_sync_since = asyncio.get_running_loop().time()
+            self.after_sync_pending.append(token_id)
             self.synced += 1
         except asyncio.CancelledError:
             raise

@@ -212,14 +212,18 @@ class SyncService:
         trigger: str,
         full: bool = False,
         progress: Progress | None = None,
+        after_sync: bool = True,
     ) -> SyncOutcome:
-        """Sync a token whose lease this worker holds; releases it with the next due time."""
+        """Sync a token whose lease this worker holds; releases it with the next due time.
+        Without ``after_sync`` the caller runs the after-sync hooks itself (the scheduler does,
+        for many tokens at once)."""
         state = await self.repo.load_state(token_id)
         next_due: datetime | None = None
         try:
             async with self._renewing(token_id):
                 outcome = await self._run(state, trigger=trigger, full=full, progress=progress)
-                await self.after_token_sync(token_id)
+                if after_sync:
+                    await self.after_token_sync([token_id])
             retry = await self.assignments.next_retry_at(token_id)
             next_due = next_sync_at(
                 self.intervals,
@@ -273,10 +277,11 @@ class SyncService:
 
         return on_page
 
-    async def after_token_sync(self, token_id: int) -> None:
+    async def after_token_sync(self, token_ids: Sequence[int]) -> None:
+        """The after-sync hooks (health, metrics) for tokens just synced or checked."""
         for hook in hooks.AFTER_TOKEN_SYNC:
             try:
-                await hook(self.db, self.box, token_id)
+                await hook(self.db, self.box, token_ids)
             except Exception:
                 log.exception("after-sync hook failed; the sync result stands")
 
@@ -299,12 +304,12 @@ class SyncService:
                     throttled_until=error.retry_at,
                     synced=False,
                 )
-                await self.after_token_sync(token_id)
+                await self.after_token_sync([token_id])
                 return False, error.code
             await self.repo.record_success(
                 token_id, self.now(), client.clock_skew_seconds, synced=False
             )
-        await self.after_token_sync(token_id)
+        await self.after_token_sync([token_id])
         return True, None
 
     @contextlib.asynccontextmanager

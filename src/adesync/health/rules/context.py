@@ -63,11 +63,15 @@ class TokenFacts:
 _COLUMNS = [tokens.c[name] for name in TokenFacts.__dataclass_fields__]
 
 
-async def load_token_facts(session: AsyncSession, token_id: int | None) -> list[TokenFacts]:
-    """Every token holding credentials (or just ``token_id``'s), ordered by name."""
+async def load_token_facts(
+    session: AsyncSession, token_ids: int | Sequence[int] | None
+) -> list[TokenFacts]:
+    """Every token holding credentials (or just those of ``token_ids``), ordered by name."""
     query = select(*_COLUMNS).where(tokens.c.oauth_credentials.is_not(None)).order_by(tokens.c.name)
-    if token_id is not None:
-        query = query.where(tokens.c.id == token_id)
+    if isinstance(token_ids, int):
+        query = query.where(tokens.c.id == token_ids)
+    elif token_ids is not None:
+        query = query.where(tokens.c.id.in_(sorted(set(token_ids))))
     rows = await session.execute(query)
     return [TokenFacts(**row._asdict()) for row in rows]
 
