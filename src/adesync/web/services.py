@@ -6,9 +6,10 @@ checks and profiles from :mod:`adesync.sync`, reports from :mod:`adesync.health`
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, case, select
 
 from adesync.services import tokens as token_service
 from adesync.store.database import Database
@@ -71,18 +72,13 @@ _SHOWN = (
 )
 
 
-def _listing_columns() -> list[Any]:
+@functools.cache
+def _listing() -> Select[Any]:
+    """The listing's columns by name; a secret comes back as 1 when it is there, else null
+    (``token_document`` only asks whether it is), so rows need no reshaping."""
     columns: list[Any] = [tokens.c[name] for name in _SHOWN]
-    columns += [tokens.c[name].is_not(None).label(f"has_{name}") for name in _PRESENCE_ONLY]
-    return columns
-
-
-def _listing_row(row: Any) -> dict[str, Any]:
-    """The row as ``token_document`` reads it (a present secret shows as empty bytes)."""
-    mapping = dict(row)
-    for name in _PRESENCE_ONLY:
-        mapping[name] = b"" if mapping.pop(f"has_{name}") else None
-    return mapping
+    columns += [case((tokens.c[name].is_not(None), 1)).label(name) for name in _PRESENCE_ONLY]
+    return select(*columns).order_by(tokens.c.name)
 
 
 async def cached_page_of_tokens(
@@ -116,7 +112,7 @@ async def page_of_tokens(
     """One page of tokens by name (keyset), each as ``token_document`` plus its device count,
     organisation and the reason fields the console shows; and the name to continue after.
     With ``count_cache``, device counts up to COUNT_TTL seconds old are reused."""
-    query = select(*_listing_columns()).order_by(tokens.c.name).limit(limit + 1)
+    query = _listing().limit(limit + 1)
     if not include_waiting:
         query = query.where(tokens.c.oauth_credentials.is_not(None))
     if after is not None:
@@ -124,7 +120,7 @@ async def page_of_tokens(
     if state is not None:
         query = query.where(tokens.c.state == state)
     async with db.read() as session:
-        rows = [_listing_row(row) for row in (await session.execute(query)).mappings().all()]
+        rows = (await session.execute(query)).mappings().all()
     more = len(rows) > limit
     rows = rows[:limit]
     ids = [int(row["id"]) for row in rows]
