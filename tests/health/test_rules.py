@@ -35,6 +35,12 @@ async def found(db: Database, name: str = "school") -> dict[str, Finding]:
     raise AssertionError(f"token {name} was not evaluated")
 
 
+async def found_alone(db: Database, token_id: int) -> dict[str, Finding]:
+    """The findings of one token evaluated on its own (as after its sync)."""
+    (token,) = (await evaluate(db, token_id=token_id, now=NOW)).tokens
+    return {seen.finding.code: seen.finding for seen in token.findings}
+
+
 async def set_token(db: Database, token_id: int, **values: object) -> None:
     async with db.write() as session:
         await session.execute(update(tokens).where(tokens.c.id == token_id).values(**values))
@@ -327,6 +333,7 @@ async def test_assignment_failed_counts_and_samples(db: Database) -> None:
     assert finding.count == 5
     assert finding.data == {"not_accessible": 3, "failed": 2, "gave_up": 1}
     assert finding.samples == ("FA000000", "FA000001", "NA000000", "NA000001", "NA000002")
+    assert (await found_alone(db, token_id))["assignment_failed"] == finding
 
 
 async def test_devices_without_profile(db: Database) -> None:
@@ -343,6 +350,8 @@ async def test_devices_without_profile(db: Database) -> None:
     assert finding.count == 4
     assert finding.samples == ("E000000", "E000001", "E000002", "R000000")
     assert finding.variant is None
+    # One token on its own is counted token by token, with the same result.
+    assert (await found_alone(db, token_id))["devices_without_profile"] == finding
 
 
 async def test_token_over_capacity(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:

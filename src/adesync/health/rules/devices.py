@@ -38,6 +38,8 @@ __all__ = [
 ]
 
 FAILING_STATUSES = ("NOT_ACCESSIBLE", "FAILED")
+# Up to this many tokens in scope, count_and_sample asks token by token.
+FEW_TOKENS = 4
 NO_PROFILE_STATUSES = ("empty", "removed")
 
 
@@ -48,6 +50,8 @@ async def count_and_sample(ctx: RuleContext, rows: Select[Any]) -> dict[int, tup
     The rows are materialised first: that keeps both SQLite's and PostgreSQL's planners on
     the token indexes instead of scanning every device to rank a few.
     """
+    if not ctx.whole_installation and len(ctx.tokens) <= FEW_TOKENS:
+        return await _count_and_sample_each(ctx, rows)
     chosen = rows.cte("chosen").prefix_with("MATERIALIZED")
     total = func.count().over(partition_by=chosen.c.token_id).label("total")
     number = (
@@ -64,6 +68,32 @@ async def count_and_sample(ctx: RuleContext, rows: Select[Any]) -> dict[int, tup
     found: dict[int, tuple[int, list[str]]] = {}
     for token_id, serial, count in result:
         found.setdefault(token_id, (int(count), []))[1].append(serial)
+    return found
+
+
+async def _count_and_sample_each(
+    ctx: RuleContext, rows: Select[Any]
+) -> dict[int, tuple[int, list[str]]]:
+    """count_and_sample token by token, for a few tokens (after a sync): a count and a sample
+    taken in index order, without ranking every row (a token of 200,000 devices without a
+    profile took 0.6 s the other way)."""
+    found: dict[int, tuple[int, list[str]]] = {}
+    listed = rows.subquery()
+    for token_id in ctx.token_ids:
+        count = (
+            await ctx.session.execute(
+                select(func.count()).select_from(listed).where(listed.c.token_id == token_id)
+            )
+        ).scalar_one()
+        if not count:
+            continue
+        sample = await ctx.session.execute(
+            select(listed.c.serial_number)
+            .where(listed.c.token_id == token_id)
+            .order_by(listed.c.serial_number)
+            .limit(ctx.limits.sample_size)
+        )
+        found[token_id] = (int(count), list(sample.scalars()))
     return found
 
 
