@@ -10,11 +10,13 @@ from typing import Any
 
 import aiosqlite
 import pytest
-from sqlalchemy import func, select, text, update
+from sqlalchemy import event, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from adesync.store.database import Database
+from adesync.store.database import SQLITE_SOFT_HEAP_LIMIT, Database
 from adesync.store.tables import tokens
+
+BURST = 16
 
 
 async def _add_token(db: Database, name: str) -> None:
@@ -177,3 +179,39 @@ async def test_sqlite_executemany_and_rowcount(db: Database) -> None:
         result = await conn.execute(text("UPDATE tokens SET dep_url = 'v' WHERE name > 'm1'"))
         assert result.rowcount == 3  # type: ignore[attr-defined]
     assert await _count(db) == 5
+
+
+async def test_sqlite_reuses_connections_across_bursts_of_concurrent_reads(db: Database) -> None:
+    """Sixteen reads at once (a serve worker's share of 20 clients, unevenly spread), twice: the
+    second burst opens no connection; and every connection caps SQLite's memory in the process
+    (the soft heap limit), whatever its cache size."""
+    _sqlite_only(db)
+    opened: list[object] = []
+
+    def on_connect(conn: object, _record: object) -> None:
+        opened.append(conn)
+
+    async def burst() -> set[int]:
+        inside = 0
+        everyone_in = asyncio.Event()
+
+        async def read() -> int:
+            nonlocal inside
+            async with db.read() as session:
+                limit = (await session.execute(text("PRAGMA soft_heap_limit"))).scalar_one()
+                inside += 1
+                if inside == BURST:
+                    everyone_in.set()
+                await everyone_in.wait()
+                return int(limit)
+
+        return set(await asyncio.gather(*(read() for _ in range(BURST))))
+
+    event.listen(db.engine.sync_engine, "connect", on_connect)
+    try:
+        assert await burst() == {SQLITE_SOFT_HEAP_LIMIT}
+        after_first = len(opened)
+        assert await burst() == {SQLITE_SOFT_HEAP_LIMIT}
+    finally:
+        event.remove(db.engine.sync_engine, "connect", on_connect)
+    assert len(opened) == after_first

@@ -28,6 +28,19 @@ from adesync.errors import AdesyncError, ConfigError
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_CACHE_KIB = 65_536
 SQLITE_CHECKPOINT_PAGES = 10_000  # about 40 MB of WAL between checkpoints
+# Each request in flight in a serve worker holds a connection; those beyond the pool's size
+# are opened for a burst and closed after it, each with a cold page cache and its PRAGMAs run
+# again. bench/api.py (20 clients, 2 workers; the kernel may give one worker 13 or more of the
+# 20 connections): 5 + 10 opened 25-36 per 500 requests, 12 + 4 still 32 in one worker over
+# the run, 16 + 4 none after the first requests. Idle connections cost a thread, not memory.
+SQLITE_POOL_SIZE = 16
+SQLITE_POOL_OVERFLOW = 4
+# The 64 MiB cache (for the sync writer) is per connection, so 20 of them could hold over 1 GiB
+# of pages in a long-running serve worker. SQLite's soft heap limit (one per process) makes
+# every cache reuse its own pages instead of growing once SQLite's memory reaches it: a sync
+# process (a few connections) keeps its writer's 64 MiB, a serve worker's caches share about
+# 256 MiB (8 connections each reading a 216 MB file whole: peak RSS 556 MB, 276 MB with it).
+SQLITE_SOFT_HEAP_LIMIT = 256 * 1024 * 1024
 
 
 def rowcount(result: Result[Any]) -> int:
@@ -55,6 +68,7 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # 200,000-device fetch. The cache is per connection and fills only as pages are read.
     cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_CHECKPOINT_PAGES}")
+    cursor.execute(f"PRAGMA soft_heap_limit={SQLITE_SOFT_HEAP_LIMIT}")
     cursor.close()
 
 
@@ -86,7 +100,11 @@ class Database:
             from adesync.store import sqlite_driver
 
             # One trip to aiosqlite's thread per statement instead of four.
-            kwargs.update(module=sqlite_driver.dbapi())
+            kwargs.update(
+                module=sqlite_driver.dbapi(),
+                pool_size=SQLITE_POOL_SIZE,
+                max_overflow=SQLITE_POOL_OVERFLOW,
+            )
         self.engine: AsyncEngine = create_async_engine(parsed, **kwargs)
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_on_connect)
