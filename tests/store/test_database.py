@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections import Counter
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiosqlite
@@ -32,9 +35,15 @@ async def _count(db: Database) -> int:
         return int((await session.execute(select(func.count()).select_from(tokens))).scalar_one())
 
 
-def _sqlite_only(db: Database) -> None:
-    if not db.is_sqlite:
-        pytest.skip("SQLite's transaction rules")
+@pytest.fixture
+async def sqlite_db(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated SQLite database, for the tests of SQLite's own transaction rules (they have
+    no PostgreSQL counterpart, so they are not run, nor skipped, on PostgreSQL)."""
+    target = tmp_path / "adesync.db"
+    shutil.copyfile(sqlite_template, target)
+    database = Database(f"sqlite+aiosqlite:///{target}")
+    yield database
+    await database.dispose()
 
 
 async def test_concurrent_read_modify_write_loses_nothing(db_url: str) -> None:
@@ -103,10 +112,10 @@ async def test_cancelled_reads_leave_no_transaction_behind(db: Database) -> None
     assert await _count(db) == 9
 
 
-async def test_sqlite_read_sees_one_snapshot(db: Database) -> None:
+async def test_sqlite_read_sees_one_snapshot(sqlite_db: Database) -> None:
     """BEGIN goes with a read's first statement: later statements of the same read do not see
     what another connection committed in between."""
-    _sqlite_only(db)
+    db = sqlite_db
     other = Database(str(db.url))
     try:
         await _add_token(db, "a")
@@ -120,9 +129,11 @@ async def test_sqlite_read_sees_one_snapshot(db: Database) -> None:
         await other.dispose()
 
 
-async def test_sqlite_write_holds_the_write_lock_from_its_first_statement(db: Database) -> None:
+async def test_sqlite_write_holds_the_write_lock_from_its_first_statement(
+    sqlite_db: Database,
+) -> None:
     """BEGIN IMMEDIATE: a write that only read so far already keeps other writers waiting."""
-    _sqlite_only(db)
+    db = sqlite_db
     other = Database(str(db.url))
     try:
         await _add_token(db, "a")
@@ -145,11 +156,11 @@ async def test_sqlite_write_holds_the_write_lock_from_its_first_statement(db: Da
 
 
 async def test_sqlite_one_statement_read_takes_two_trips(
-    db: Database, monkeypatch: pytest.MonkeyPatch
+    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Statement and BEGIN in one trip to aiosqlite's thread, then ROLLBACK; nothing else (the
     pool's own rollback is skipped once the session rolled back)."""
-    _sqlite_only(db)
+    db = sqlite_db
     await _count(db)  # connect first: PRAGMAs are trips too
     trips: Counter[str] = Counter()
     execute = aiosqlite.Connection._execute
@@ -167,8 +178,8 @@ async def test_sqlite_one_statement_read_takes_two_trips(
     assert sum(trips.values()) == 0, trips
 
 
-async def test_sqlite_executemany_and_rowcount(db: Database) -> None:
-    _sqlite_only(db)
+async def test_sqlite_executemany_and_rowcount(sqlite_db: Database) -> None:
+    db = sqlite_db
     now = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
     async with db.write() as session:
         conn = await session.connection()
@@ -181,11 +192,13 @@ async def test_sqlite_executemany_and_rowcount(db: Database) -> None:
     assert await _count(db) == 5
 
 
-async def test_sqlite_reuses_connections_across_bursts_of_concurrent_reads(db: Database) -> None:
+async def test_sqlite_reuses_connections_across_bursts_of_concurrent_reads(
+    sqlite_db: Database,
+) -> None:
     """Sixteen reads at once (a serve worker's share of 20 clients, unevenly spread), twice: the
     second burst opens no connection; and every connection caps SQLite's memory in the process
     (the soft heap limit), whatever its cache size."""
-    _sqlite_only(db)
+    db = sqlite_db
     opened: list[object] = []
 
     def on_connect(conn: object, _record: object) -> None:
