@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import update
 
 from adesync.store.tables import tokens
+from adesync.store.types import utcnow
 from adesync.web import accounts
 from adesync.web.roles import Role
 from tests.sim_fixtures import RunningSimulator
@@ -228,3 +229,61 @@ async def test_security_headers(web: Web) -> None:
     answer = await web.client.get("/login")
     assert "script-src 'self'" in answer.headers["content-security-policy"]
     assert answer.headers["x-frame-options"] == "DENY"
+
+
+async def _tokens_in_states(web: Web, states: dict[str, str | None]) -> None:
+    now = utcnow()
+    async with web.db.write() as session:
+        await session.execute(
+            tokens.insert(),
+            [
+                {
+                    "name": name,
+                    "dep_url": "http://127.0.0.1:9",
+                    "state": state,
+                    "state_reason": "token_expired" if state == "error" else None,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for name, state in states.items()
+            ],
+        )
+
+
+async def test_alert_names_the_first_five_tokens_in_error_and_links_to_the_rest(
+    web: Web,
+) -> None:
+    states: dict[str, str | None] = {f"bad-{i:02d}": "error" for i in range(12)}
+    states |= {"fine-1": "healthy", "fine-2": None}
+    await _tokens_in_states(web, states)
+    await sign_in(web)
+    page = (await web.client.get("/tokens")).text
+    alert = page[page.index('id="token-alert"') : page.index("<main")]
+    assert "12 ADE token(s) in an error state" in alert
+    assert re.findall(r'href="/tokens/([^"#]+)#findings"', alert) == [
+        f"bad-{i:02d}" for i in range(5)
+    ]
+    assert '<a href="/tokens?state=error">and 7 more' in alert
+    web.client.cookies.set("adesync_lang", "zh-CN")
+    chinese = (await web.client.get("/devices")).text
+    assert "另有 7 个" in chinese and "12 个 ADE 令牌处于错误状态" in chinese
+
+
+async def test_alert_without_more_tokens_has_no_link_to_the_rest(web: Web) -> None:
+    await _tokens_in_states(web, {"bad-1": "error", "bad-2": "error", "fine": "healthy"})
+    await sign_in(web)
+    page = (await web.client.get("/tokens")).text
+    assert "2 ADE token(s) in an error state" in page
+    assert "/tokens?state=error" not in page
+
+
+async def test_token_list_narrowed_to_a_state_shows_only_those_tokens(web: Web) -> None:
+    await _tokens_in_states(web, {"bad-1": "error", "fine": "healthy", "new": None})
+    await sign_in(web)
+    narrowed = (await web.client.get("/tokens?state=error")).text
+    rows = re.findall(r'data-token="([^"]+)"', narrowed)
+    assert rows == ["bad-1"]
+    assert 'id="tokens-filter"' in narrowed and "Error" in narrowed
+    everything = (await web.client.get("/tokens?state=bogus")).text
+    assert re.findall(r'data-token="([^"]+)"', everything) == ["bad-1", "fine", "new"]
+    assert 'id="tokens-filter"' not in everything

@@ -6,14 +6,15 @@ them in the reader's language.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 
 from adesync.store.tables import tokens
 from adesync.web.state import WebState
 
-__all__ = ["alert_tokens", "health_report"]
+__all__ = ["ALERT_SHOWN", "alert_tokens", "health_report"]
 
 
 async def health_report(state: WebState, *, token: str | None, lang: str) -> dict[str, Any]:
@@ -23,15 +24,29 @@ async def health_report(state: WebState, *, token: str | None, lang: str) -> dic
     return await stored_report(state.db, token=token, lang=lang, settings=state.settings)
 
 
-async def alert_tokens(state: WebState, *, only: str | None = None) -> list[dict[str, Any]]:
-    """Tokens whose stored state is ``error``: name, organisation and the reason code."""
-    query = (
-        select(tokens.c.name, tokens.c.org_name, tokens.c.state_reason)
+ALERT_SHOWN = 5
+
+
+@functools.cache
+def _alert_query() -> Select[Any]:
+    # One statement for the first few and the total: the window count is taken before LIMIT.
+    return (
+        select(
+            tokens.c.name,
+            tokens.c.org_name,
+            tokens.c.state_reason,
+            func.count().over().label("total"),
+        )
         .where(tokens.c.state == "error")
         .order_by(tokens.c.name)
+        .limit(ALERT_SHOWN)
     )
-    if only is not None:
-        query = query.where(tokens.c.name == only)
+
+
+async def alert_tokens(state: WebState) -> tuple[list[dict[str, Any]], int]:
+    """The first ``ALERT_SHOWN`` tokens (by name) whose stored state is ``error`` (name,
+    organisation, reason code), and how many tokens are in error in all."""
     async with state.db.read() as session:
-        rows = (await session.execute(query)).all()
-    return [{"name": r.name, "org_name": r.org_name, "state_reason": r.state_reason} for r in rows]
+        rows = (await session.execute(_alert_query())).all()
+    first = [{"name": r.name, "org_name": r.org_name, "state_reason": r.state_reason} for r in rows]
+    return first, (int(rows[0].total) if rows else 0)

@@ -7,19 +7,21 @@ sign-out, or when the user's password is reset or the user is deleted.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
 from datetime import timedelta
+from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import delete, select
+from sqlalchemy import Select, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 
 from adesync.store.database import Database
 from adesync.store.secrets import SecretBox
 from adesync.store.tables_web import users, web_secrets, web_sessions
-from adesync.store.types import utcnow
+from adesync.store.types import UTCDateTime, utcnow
 from adesync.web.accounts import User, user_from_row
 
 __all__ = ["SESSION_LIFETIME", "CookieSigner", "end_session", "load_signer", "resolve_session"]
@@ -98,16 +100,22 @@ async def start_session(db: Database, user: User) -> str:
     return session_id
 
 
+@functools.cache
+def _session_user() -> Select[Any]:
+    # Built once: the user's shown fields (not the password hash), by session hash and time.
+    return (
+        select(users.c.id, users.c.name, users.c.role, users.c.created_at, users.c.last_login_at)
+        .join(web_sessions, web_sessions.c.user_id == users.c.id)
+        .where(web_sessions.c.id_hash == bindparam("id_hash"))
+        .where(web_sessions.c.expires_at > bindparam("now", type_=UTCDateTime))
+    )
+
+
 async def resolve_session(db: Database, session_id: str) -> User | None:
     """The user of a live session, or None."""
     async with db.read() as session:
         row = (
-            await session.execute(
-                select(users)
-                .join(web_sessions, web_sessions.c.user_id == users.c.id)
-                .where(web_sessions.c.id_hash == _hash(session_id))
-                .where(web_sessions.c.expires_at > utcnow())
-            )
+            await session.execute(_session_user(), {"id_hash": _hash(session_id), "now": utcnow()})
         ).first()
     return None if row is None else user_from_row(row)
 

@@ -15,7 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from adesync.web.auth import CSRF_COOKIE, LANG_COOKIE, Principal, current_principal
-from adesync.web.console.views import alert_lines
+from adesync.web.console.views import alert_banner
 from adesync.web.health_view import alert_tokens
 from adesync.web.i18n import LANGUAGE_NAMES, LANGUAGES, Translator, pick_language
 from adesync.web.state import web_state
@@ -123,7 +123,7 @@ async def render(
         "languages": [(code, LANGUAGE_NAMES[code]) for code in LANGUAGES],
         "principal": principal,
         "csrf_token": state.signer.csrf_token(nonce),
-        "alert": alert_lines(await alert_tokens(state), t) if principal is not None else [],
+        "alert": alert_banner(*await alert_tokens(state), t) if principal is not None else None,
         "active": active,
         "flash": _take_flash(request),
         "here": request.url.path + (f"?{request.url.query}" if request.url.query else ""),

@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
 from adesync.errors import AdesyncError, NotFoundError
+from adesync.health.catalogue import State
 from adesync.services import tokens as token_service
 from adesync.store.types import utcnow
 from adesync.tokens import MAX_TOKEN_FILE_BYTES
@@ -40,7 +41,7 @@ from adesync.web.health_view import health_report
 from adesync.web.i18n import LANGUAGES
 from adesync.web.roles import Role
 from adesync.web.services import (
-    cached_page_of_tokens,
+    console_page_of_tokens,
     page_of_tokens,
     profile_service,
     token_extras,
@@ -53,6 +54,7 @@ __all__ = ["console_router", "install_console"]
 console_router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 100
+TOKEN_STATES = frozenset(s.value for s in State)
 
 
 class LoginRequired(Exception):
@@ -191,11 +193,16 @@ async def set_language(request: Request) -> Response:
 
 
 @console_router.get("/tokens")
-async def tokens_page(request: Request, after: str | None = None) -> Response:
+async def tokens_page(
+    request: Request, after: str | None = None, state: str | None = None
+) -> Response:
     await signed_in(request)
     t = translator(request)
-    items, next_after = await cached_page_of_tokens(
-        web_state(request), limit=PAGE_SIZE, after=after, include_waiting=True
+    # A state the list can be narrowed to (the alert banner links to state=error); any other
+    # value shows every token.
+    token_state = state if state in TOKEN_STATES else None
+    items, next_after = await console_page_of_tokens(
+        web_state(request), limit=PAGE_SIZE, after=after, token_state=token_state
     )
     bars = [
         ExpiryBar(item["name"], days_left(item["expires_at"]))
@@ -211,6 +218,8 @@ async def tokens_page(request: Request, after: str | None = None) -> Response:
         {
             "rows": token_rows(items, t, days_left),
             "next_after": next_after,
+            "state_filter": token_state,
+            "state_filter_label": t(f"state.{token_state}") if token_state else "",
             "chart": chart if bars else None,
         },
         active="tokens",

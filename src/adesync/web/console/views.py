@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 from adesync.web.i18n import Translator
 
-__all__ = ["AlertLine", "TokenRow", "alert_lines", "token_rows"]
+__all__ = ["Alert", "AlertLine", "TokenRow", "alert_banner", "token_rows"]
 
 
 class TokenRow(NamedTuple):
@@ -86,8 +86,22 @@ class AlertLine(NamedTuple):
     reason: str
 
 
-def alert_lines(tokens: list[dict[str, Any]], t: Translator) -> list[AlertLine]:
-    """The banner's lines, each reason translated once (a banner may name hundreds of tokens)."""
+class Alert(NamedTuple):
+    """The alert banner: the first tokens in error, and how many there are in all (the banner
+    names a few and links to the list of the others, instead of naming hundreds)."""
+
+    lines: list[AlertLine]
+    total: int
+
+    @property
+    def more(self) -> int:
+        return self.total - len(self.lines)
+
+
+def alert_banner(tokens: list[dict[str, Any]], total: int, t: Translator) -> Alert | None:
+    """The banner for the first ``tokens`` in error of ``total``; None when none is."""
+    if total == 0:
+        return None
     reasons: dict[str | None, str] = {}
     lines = []
     for token in tokens:
@@ -98,4 +112,4 @@ def alert_lines(tokens: list[dict[str, Any]], t: Translator) -> list[AlertLine]:
         org = token["org_name"]
         label = f"{token['name']} · {org}" if org else token["name"]
         lines.append(AlertLine(token["name"], label, reasons[code]))
-    return lines
+    return Alert(lines, total)
