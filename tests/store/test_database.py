@@ -14,6 +14,7 @@ from typing import Any
 import aiosqlite
 import pytest
 from sqlalchemy import event, func, select, text, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from adesync.store.database import SQLITE_SOFT_HEAP_LIMIT, Database
@@ -228,3 +229,18 @@ async def test_sqlite_reuses_connections_across_bursts_of_concurrent_reads(
     finally:
         event.remove(db.engine.sync_engine, "connect", on_connect)
     assert len(opened) == after_first
+
+
+async def test_postgresql_sessions_run_without_jit_and_keep_url_options(
+    postgres_url: str,
+) -> None:
+    """JIT is off for adesync's connections (see Database); options in the URL still apply."""
+    url = make_url(postgres_url).update_query_dict({"options": "-c statement_timeout=12345"})
+    db = Database(url.render_as_string(hide_password=False))
+    try:
+        async with db.read() as session:
+            assert (await session.execute(text("SHOW jit"))).scalar() == "off"
+            timeout = (await session.execute(text("SHOW statement_timeout"))).scalar()
+            assert timeout == "12345ms"
+    finally:
+        await db.dispose()
