@@ -209,6 +209,20 @@ def test_cursors_expire_after_seven_days(simulator: RunningSimulator, server: Si
     assert _sync(client, fresh)["devices"] == []  # each answer issues a fresh cursor
 
 
+def test_answers_in_the_same_millisecond_get_cursors_of_their_own(
+    simulator: RunningSimulator, server: SimServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = simulator.apple(server)
+    _, cursor = _fetch_all(client)
+    frozen = simulator.sim.now()
+    monkeypatch.setattr(simulator.sim, "clock", lambda: frozen)
+    first = _sync(client, cursor)["cursor"]
+    second = _sync(client, first)["cursor"]
+    assert len({cursor, first, second}) == 3
+    simulator.admin.expire_cursors(server.uuid, first)
+    assert client.post("/devices/sync", json={"cursor": second}).status_code == 200
+
+
 def test_cursors_can_be_expired_by_the_admin(
     simulator: RunningSimulator, server: SimServer
 ) -> None:

@@ -172,6 +172,9 @@ class Server:
     failures: dict[str, int] = field(default_factory=dict)
     faults: FaultPlan = field(default_factory=FaultPlan)
     cursor_floor_ms: int = -1
+    # The issue time of the newest cursor: each answer's cursor is issued later than the last,
+    # so two answers in the same millisecond still get cursors of their own.
+    last_cursor_ms: int = -1
     expired_cursors: set[tuple[str, int, int, int]] = field(default_factory=set)
     next_index: int = 0
     present_count: int = 0

@@ -432,7 +432,7 @@ class AppleService:
                 if rendered is not None:
                     devices.append(rendered)
             position += 1
-        next_cursor = Cursor("fetch", server.ordinal, position, sequence, int(now * 1000))
+        next_cursor = Cursor("fetch", server.ordinal, position, sequence, _issue_ms(server, now))
         return self._page(devices, next_cursor, position < end, now)
 
     def sync_devices(self, call: Call) -> Response:
@@ -448,7 +448,7 @@ class AppleService:
             record = server.known(serial) or {"serial_number": serial}
             devices.append(json.dumps(render_record(record, call.version, (op_type, op_date))))
         sequence = start + len(batch)
-        next_cursor = Cursor("sync", server.ordinal, 0, sequence, int(now * 1000))
+        next_cursor = Cursor("sync", server.ordinal, 0, sequence, _issue_ms(server, now))
         return self._page(devices, next_cursor, sequence < server.last_sequence, now)
 
     def device_details(self, call: Call) -> Response:
@@ -646,3 +646,10 @@ class AppleService:
             entry.locked = True
             status = "SUCCESS"
         return json_response({"serial_number": serial, "response_status": status}, call.now)
+
+
+def _issue_ms(server: Server, now: float) -> int:
+    """The issue time of a new cursor of ``server``: now, or 1 ms after its previous one."""
+    issued = max(int(now * 1000), server.last_cursor_ms + 1)
+    server.last_cursor_ms = issued
+    return issued
