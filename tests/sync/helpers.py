@@ -13,6 +13,7 @@ from adesync.store.secrets import SecretBox
 from adesync.store.tables import tokens
 from adesync.store.tables_sync import devices
 from adesync.sync.model import DeviceRecord
+from tests.sim_fixtures import RunningSimulator, SimServer
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -50,6 +51,20 @@ async def insert_token(
             .returning(tokens.c.id)
         )
         return int(result.scalar_one())
+
+
+async def insert_sim_token(
+    db: Database, box: SecretBox, simulator: RunningSimulator, server: SimServer, name: str
+) -> int:
+    """A token of ``server`` in the running simulator, free for any worker to sync."""
+    return await insert_token(
+        db,
+        box,
+        name,
+        lease_owner=None,
+        credentials=server.credentials,
+        dep_url=simulator.base_url,
+    )
 
 
 def record(

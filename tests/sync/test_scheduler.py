@@ -18,7 +18,7 @@ from adesync.sync import hooks
 from adesync.sync.scheduler import Scheduler
 from tests.conftest import Home
 from tests.sim_fixtures import RunningSimulator, sim_keypair, simulator
-from tests.sync.helpers import insert_token
+from tests.sync.helpers import insert_sim_token
 from tests.sync.processes import wait_until
 
 __all__ = ["sim_keypair", "simulator"]
@@ -44,20 +44,20 @@ async def test_a_busy_scheduler_takes_the_next_due_token_when_a_slot_frees_up(
     poll period, so a worker synced ``concurrency`` tokens per poll period at most."""
     for n in range(3):
         server = simulator.create_server(f"MDM {n}", devices=5)
-        await insert_token(
-            db,
-            home.box,
-            f"t{n}",
-            lease_owner=None,
-            credentials=server.credentials,
-            dep_url=simulator.base_url,
-        )
+        await insert_sim_token(db, home.box, simulator, server, f"t{n}")
     scheduler = Scheduler(db, home.box, load_settings(), concurrency=1, poll_seconds=60)
+    async with running(scheduler):
+        # Three tokens one after another, well within one poll period.
+        await wait_until(lambda: _all_synced(db, 3), "three synced tokens", timeout=30)
+
+
+@contextlib.asynccontextmanager
+async def running(scheduler: Scheduler) -> AsyncIterator[None]:
+    """The scheduler running in the background, stopped (and awaited) on the way out."""
     stop = asyncio.Event()
     task = asyncio.create_task(scheduler.run(stop))
     try:
-        # Three tokens one after another, well within one poll period.
-        await wait_until(lambda: _all_synced(db, 3), "three synced tokens", timeout=30)
+        yield
     finally:
         stop.set()
         with contextlib.suppress(asyncio.CancelledError):
@@ -76,16 +76,7 @@ async def test_after_sync_hooks_run_for_many_tokens_at_once_after_the_leases(
     ids = []
     for n in range(6):
         server = simulator.create_server(f"MDM {n}", devices=3)
-        ids.append(
-            await insert_token(
-                db,
-                home.box,
-                f"t{n}",
-                lease_owner=None,
-                credentials=server.credentials,
-                dep_url=simulator.base_url,
-            )
-        )
+        ids.append(await insert_sim_token(db, home.box, simulator, server, f"t{n}"))
     calls: list[tuple[list[int], list[str | None]]] = []
 
     async def spy(db_: Database, box: SecretBox, token_ids: Sequence[int]) -> None:
@@ -97,15 +88,9 @@ async def test_after_sync_hooks_run_for_many_tokens_at_once_after_the_leases(
 
     monkeypatch.setattr(hooks, "AFTER_TOKEN_SYNC", [spy])
     scheduler = Scheduler(db, home.box, load_settings(), concurrency=6, poll_seconds=60)
-    stop = asyncio.Event()
-    task = asyncio.create_task(scheduler.run(stop))
-    try:
+    async with running(scheduler):
         await wait_until(lambda: _all_synced(db, 6), "six synced tokens", timeout=30)
         await wait_until(lambda: _true(sum(len(c[0]) for c in calls) == 6), "the hooks", timeout=10)
-    finally:
-        stop.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(task, timeout=30)
     assert sorted(i for batch, _ in calls for i in batch) == sorted(ids)
     assert len(calls) < 6  # batched, not one call per token
     assert all(owner is None for _, owners in calls for owner in owners)  # leases given back

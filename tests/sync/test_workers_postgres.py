@@ -28,7 +28,7 @@ from adesync.store.tables_sync import devices, sync_runs, worker_heartbeats
 from adesync.store.types import utcnow
 from tests.conftest import Home
 from tests.sim_fixtures import RunningSimulator, sim_keypair, simulator
-from tests.sync.helpers import insert_token
+from tests.sync.helpers import insert_sim_token
 from tests.sync.processes import cli_env, duplicate_rows, lease_of, wait_until
 
 __all__ = ["sim_keypair", "simulator"]
@@ -125,14 +125,7 @@ async def test_four_workers_sync_200_tokens_and_take_over_a_killed_ones(
         server = simulator.create_server(f"MDM {n:03d}", devices=DEVICES)
         if n < SLOW:
             simulator.admin.faults(server.uuid, delay_ms=DELAY_MS)
-        token_id = await insert_token(
-            db,
-            home.box,
-            f"t{n:03d}",
-            lease_owner=None,
-            credentials=server.credentials,
-            dep_url=simulator.base_url,
-        )
+        token_id = await insert_sim_token(db, home.box, simulator, server, f"t{n:03d}")
         token_ids.append(token_id)
         if n < SLOW:
             slow.add(token_id)

@@ -14,7 +14,7 @@ reads every row of the token for every page (quadratic time).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -188,10 +188,7 @@ async def probe_devices(
         )
         return _tuples(result)
     found: list[tuple[Any, ...]] = []
-    # SQLite allows 32766 parameters per statement.
-    for start in range(0, len(serials), 10_000):
-        chunk = list(serials[start : start + 10_000])
-        marks = ", ".join("?" for _ in chunk)
+    for chunk, marks in _sqlite_in_lists(serials):
         result = await connection.exec_driver_sql(
             f"SELECT {wanted} FROM {table.name} WHERE token_id = ? "  # noqa: S608
             f"AND serial_number IN ({marks})",
@@ -221,15 +218,21 @@ async def values_present(
         )
         return [value for (value,) in result]
     found: list[str] = []
-    for start in range(0, len(values), 10_000):  # SQLite allows 32766 parameters
-        chunk = tuple(values[start : start + 10_000])
-        marks = ", ".join("?" * len(chunk))
+    for chunk, marks in _sqlite_in_lists(values):
         result = await connection.exec_driver_sql(
             f"SELECT DISTINCT {name} FROM {table.name} WHERE {name} IN ({marks})",  # noqa: S608
             chunk,
         )
         found.extend(value for (value,) in result)
     return found
+
+
+def _sqlite_in_lists(values: Sequence[Any]) -> Iterator[tuple[tuple[Any, ...], str]]:
+    """``values`` in chunks that fit one SQLite statement (32766 parameters at most), each with
+    its ``?, ?, ...`` placeholder list."""
+    for start in range(0, len(values), 10_000):
+        chunk = tuple(values[start : start + 10_000])
+        yield chunk, ", ".join("?" * len(chunk))
 
 
 async def device_ids(session: AsyncSession, token_id: int, serials: Sequence[str]) -> list[int]:

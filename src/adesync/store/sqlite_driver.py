@@ -95,18 +95,16 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         self._rows = deque(rows)
 
     def execute(self, operation: Any, parameters: Any = None) -> None:
-        adapt = self._adapt_connection
-        assert isinstance(adapt, OneTripConnection)
-        try:
-            self._keep(await_(adapt.run(operation, parameters, many=False)))
-        except Exception as error:
-            adapt._handle_exception(error)
+        self._execute(operation, parameters, many=False)
 
     def executemany(self, operation: Any, seq_of_parameters: Any) -> None:
+        self._execute(operation, seq_of_parameters, many=True)
+
+    def _execute(self, operation: Any, parameters: Any, *, many: bool) -> None:
         adapt = self._adapt_connection
         assert isinstance(adapt, OneTripConnection)
         try:
-            self._keep(await_(adapt.run(operation, seq_of_parameters, many=True)))
+            self._keep(await_(adapt.run(operation, parameters, many=many)))
         except Exception as error:
             adapt._handle_exception(error)
 
