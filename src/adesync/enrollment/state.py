@@ -58,21 +58,19 @@ _STEP_COLUMNS = {
 }
 
 
-def state_without_steps(profile_status: str | None) -> EnrollmentState:
-    """The state of a device no MDM step has been seen for: Apple's profile status alone (the
-    last two branches of :func:`state_expression`)."""
-    if profile_status == "pushed":
-        return EnrollmentState.PUSHED
-    return EnrollmentState.NOT_CONTACTED
-
-
+# The stored values, looked up once: the state column is derived for every device synced.
 _PUSHED = EnrollmentState.PUSHED.value
 _NOT_CONTACTED = EnrollmentState.NOT_CONTACTED.value
 
 
+def state_without_steps(profile_status: str | None) -> str:
+    """The state of a device no MDM step has been seen for: Apple's profile status alone (the
+    last two branches of :func:`state_expression`)."""
+    return _PUSHED if profile_status == "pushed" else _NOT_CONTACTED
+
+
 def _state_for_record(record: DeviceRecord) -> str:
-    # state_without_steps, with the values looked up once (this runs for every device synced).
-    return _PUSHED if record.profile_status == "pushed" else _NOT_CONTACTED
+    return state_without_steps(record.profile_status)
 
 
 _NO_STEPS = " AND ".join(f"devices.{column} IS NULL" for column in _STEP_COLUMNS.values())
