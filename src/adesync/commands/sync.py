@@ -52,7 +52,9 @@ def sync(
                 TextColumn("{task.fields[pages]} pages · {task.fields[devices]} devices"),
                 TimeElapsedColumn(),
                 console=err,
-                transient=False,
+                # The summary table follows; a kept bar would also leave an empty line before
+                # an error such as an unknown token name.
+                transient=True,
             ) as bar:
                 tasks: dict[str, Any] = {}
 
