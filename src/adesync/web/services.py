@@ -127,6 +127,19 @@ def _console_listing() -> Select[Any]:
     ).order_by(tokens.c.name)
 
 
+def _page(
+    listing: Select[Any], limit: int, after: str | None, token_state: str | None
+) -> Select[Any]:
+    """``listing`` (ordered by name) cut to one page: ``limit`` + 1 rows (the extra one says
+    whether more follow) after the name ``after``, only tokens in ``token_state`` if given."""
+    query = listing.limit(limit + 1)
+    if after is not None:
+        query = query.where(tokens.c.name > after)
+    if token_state is not None:
+        query = query.where(tokens.c.state == token_state)
+    return query
+
+
 async def console_page_of_tokens(
     state: WebState, *, limit: int, after: str | None = None, token_state: str | None = None
 ) -> tuple[list[dict[str, Any]], str | None]:
@@ -135,11 +148,7 @@ async def console_page_of_tokens(
     ``token_type``, ``expires_at``, ``org_name``, ``last_successful_sync_at``,
     ``default_profile_uuid``) and ``device_count`` (up to COUNT_TTL seconds old); and the name
     to continue after."""
-    query = _console_listing().limit(limit + 1)
-    if after is not None:
-        query = query.where(tokens.c.name > after)
-    if token_state is not None:
-        query = query.where(tokens.c.state == token_state)
+    query = _page(_console_listing(), limit, after, token_state)
     async with state.db.read() as session:
         rows = (await session.execute(query)).all()
     more = len(rows) > limit
@@ -187,13 +196,9 @@ async def page_of_tokens(
     """One page of tokens by name (keyset), each as ``token_document`` plus its device count,
     organisation and the reason fields the console shows; and the name to continue after.
     With ``count_cache``, device counts up to COUNT_TTL seconds old are reused."""
-    query = _listing().limit(limit + 1)
+    query = _page(_listing(), limit, after, state)
     if not include_waiting:
         query = query.where(tokens.c.oauth_credentials.is_not(None))
-    if after is not None:
-        query = query.where(tokens.c.name > after)
-    if state is not None:
-        query = query.where(tokens.c.state == state)
     async with db.read() as session:
         rows = (await session.execute(query)).mappings().all()
     more = len(rows) > limit
