@@ -10,7 +10,7 @@ assigner, to show where the time goes: one as ``adesync sync`` runs, one without
 other features register per committed page (the sync engine alone). Prints one JSON document.
 
     /work/venv/bin/python bench/sync_fetch.py [--devices 200000] [--changes 2000]
-        [--backend sqlite --backend postgresql] [--postgres-url URL]
+        [--backend sqlite --backend postgresql] [--postgres-url URL] [--fetch-only]
 
 Targets (issue 6): ≥20,000 devices/s on SQLite, ≥15,000 on PostgreSQL, peak RSS < 250 MB,
 2,000 changes in < 1 s.
@@ -330,7 +330,12 @@ async def breakdown(name: str, *, page_hooks_on: bool = True) -> dict[str, Any]:
 
 
 def bench_backend(
-    base_url: str, backend: str, devices: int, changes: int, postgres_url: str
+    base_url: str,
+    backend: str,
+    devices: int,
+    changes: int,
+    postgres_url: str,
+    fetch_only: bool = False,
 ) -> dict[str, Any]:
     with installation(backend, postgres_url) as env:
         use(env)
@@ -343,6 +348,8 @@ def bench_backend(
         result: dict[str, Any] = {}
         report, wall, cpu, rss = cli_sync(plain, "--force")
         result["fetch"] = figures(report, asyncio.run(last_run(plain)), wall, cpu, rss)
+        if fetch_only:
+            return result
 
         result["breakdown"] = asyncio.run(breakdown(timed_name))
         result["breakdown_without_page_hooks"] = asyncio.run(breakdown(bare, page_hooks_on=False))
@@ -376,6 +383,9 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=2000)
     parser.add_argument("--backend", action="append", choices=["sqlite", "postgresql"])
     parser.add_argument("--postgres-url", default=PG_URL)
+    parser.add_argument(
+        "--fetch-only", action="store_true", help="only the full fetch as `adesync sync` runs it"
+    )
     args = parser.parse_args()
     backends = args.backend or ["sqlite", "postgresql"]
     document: dict[str, Any] = {
@@ -389,7 +399,7 @@ def main() -> None:
     with simulator(11) as base_url:
         for backend in backends:
             document[backend] = bench_backend(
-                base_url, backend, args.devices, args.changes, args.postgres_url
+                base_url, backend, args.devices, args.changes, args.postgres_url, args.fetch_only
             )
     document["targets"] = {
         "sqlite_devices_per_second": 20000,

@@ -193,6 +193,31 @@ async def test_sqlite_executemany_and_rowcount(sqlite_db: Database) -> None:
     assert await _count(db) == 5
 
 
+async def test_sqlite_binds_none_and_bools_as_null_and_integers(sqlite_db: Database) -> None:
+    # The driver registers adapters for None and bool (a shortcut past sqlite3's adapter
+    # search); what reaches the database must be what it was without them.
+    db = sqlite_db
+    now = datetime.now(UTC)
+    async with db.write() as session:
+        conn = await session.connection()
+        stamp = now.replace(tzinfo=None).isoformat(sep=" ")
+        await conn.exec_driver_sql(
+            "INSERT INTO tokens (name, dep_url, cursor, terms_not_accepted, token_rejected, "
+            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [("t1", "u", None, True, False, stamp, stamp)],
+        )
+        stored = await conn.exec_driver_sql(
+            "SELECT typeof(cursor), cursor, typeof(terms_not_accepted), terms_not_accepted, "
+            "token_rejected FROM tokens WHERE name = 't1'"
+        )
+        assert stored.one() == ("null", None, "integer", 1, 0)
+    async with db.read() as session:
+        row = (await session.execute(select(tokens).where(tokens.c.name == "t1"))).one()
+    assert row.cursor is None
+    assert row.terms_not_accepted is True
+    assert row.token_rejected is False
+
+
 async def test_sqlite_reuses_connections_across_bursts_of_concurrent_reads(
     sqlite_db: Database,
 ) -> None:

@@ -119,6 +119,10 @@ class Database:
         self._write_engine = self.engine.execution_options(sqlite_immediate=True)
         self._read_sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(self._write_engine, expire_on_commit=False)
+        self._apart_engine: AsyncEngine | None = None
+        self._page_sessions: async_sessionmaker[AsyncSession] | None = None
+        # A SQLite file (Database takes no in-memory URL) can be written from a child process.
+        self._writes_apart = parsed.get_driver_name() == "aiosqlite"
 
     @property
     def is_sqlite(self) -> bool:
@@ -143,6 +147,31 @@ class Database:
         async with self._write_sessions() as session, session.begin():
             yield session
 
+    @asynccontextmanager
+    async def page_write(self) -> AsyncIterator[AsyncSession]:
+        """A write transaction for a page of devices. On SQLite its statements run in a
+        child process (:mod:`adesync.store.sqlite_apart`), so that writing the page and this
+        process's own work (decoding the next page) use two cores; otherwise as ``write()``."""
+        if not self._writes_apart:
+            async with self.write() as session:
+                yield session
+            return
+        if self._page_sessions is None:
+            from adesync.store.sqlite_apart import apart_dbapi
+
+            # One child: SQLite has one writer at a time anyway.
+            self._apart_engine = create_async_engine(
+                self.url, module=apart_dbapi(), pool_size=1, max_overflow=0, pool_timeout=600
+            )
+            event.listen(self._apart_engine.sync_engine, "connect", _sqlite_on_connect)
+            event.listen(self._apart_engine.sync_engine, "begin", _sqlite_on_begin)
+            self._page_sessions = async_sessionmaker(
+                self._apart_engine.execution_options(sqlite_immediate=True),
+                expire_on_commit=False,
+            )
+        async with self._page_sessions() as session, session.begin():
+            yield session
+
     async def ping(self) -> None:
         """Raise DatabaseUnavailable unless the database answers."""
         from sqlalchemy import text
@@ -158,3 +187,5 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._apart_engine is not None:
+            await self._apart_engine.dispose()

@@ -27,34 +27,10 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 )
 from sqlalchemy.util.concurrency import await_
 
-__all__ = ["OneTripConnection", "dbapi"]
+from adesync.store.sqlite_child import Outcome, bind_none_and_bool_directly
+from adesync.store.sqlite_child import run as _run
 
-_Outcome = tuple[Any, list[Any], int, int | None]
-
-
-def _run(
-    conn: sqlite3.Connection,
-    begin: str | None,
-    operation: str,
-    parameters: Any,
-    many: bool,
-) -> _Outcome:
-    """In the driver's thread: the pending BEGIN, then the statement and all its rows."""
-    if begin is not None:
-        conn.execute(begin)
-    cursor = conn.cursor()
-    try:
-        if many:
-            cursor.executemany(operation, parameters)
-        elif parameters is None:
-            cursor.execute(operation)
-        else:
-            cursor.execute(operation, parameters)
-        description = cursor.description
-        rows = cursor.fetchall() if description is not None else []
-        return description, rows, cursor.rowcount, cursor.lastrowid
-    finally:
-        cursor.close()
+__all__ = ["OneTripConnection", "Outcome", "bind_none_and_bool_directly", "dbapi"]
 
 
 class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
@@ -90,7 +66,7 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     def arraysize(self, value: int) -> None:
         pass
 
-    def _keep(self, outcome: _Outcome) -> None:
+    def _keep(self, outcome: Outcome) -> None:
         self._description, rows, self._rowcount, self._lastrowid = outcome
         self._rows = deque(rows)
 
@@ -142,12 +118,12 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         """Start a transaction with ``statement`` just before its first statement runs."""
         self._begin = statement
 
-    async def run(self, operation: str, parameters: Any, *, many: bool) -> _Outcome:
+    async def run(self, operation: str, parameters: Any, *, many: bool) -> Outcome:
         begin, self._begin = self._begin, None
         self._touched = True
         driver = self._connection
         assert isinstance(driver, aiosqlite.Connection)
-        outcome: _Outcome = await driver._execute(
+        outcome: Outcome = await driver._execute(
             _run, driver._conn, begin, operation, parameters, many
         )
         return outcome
@@ -179,4 +155,5 @@ class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
 
 def dbapi() -> OneTripDBAPI:
     """The module to give ``create_async_engine(..., module=...)`` for sqlite+aiosqlite."""
+    bind_none_and_bool_directly()
     return OneTripDBAPI(aiosqlite, sqlite3)

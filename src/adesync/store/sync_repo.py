@@ -193,7 +193,7 @@ class SyncRepo:
         skips looking its devices up."""
         result = PageResult()
         unique = latest_per_serial(records)
-        async with self.db.write() as session:
+        async with self.db.page_write() as session:
             await self._guard(session, token_id, worker)
             if fetch_started_at is not None:
                 await self._apply_fetch(
