@@ -25,6 +25,36 @@ def test_latest_op_date_wins_within_a_page() -> None:
     assert set(chosen) == {"A", "B"}
 
 
+async def test_a_fetch_page_prepared_ahead_is_written_only_for_its_own_fetch(
+    db: Database, box: SecretBox
+) -> None:
+    token_id = await insert_token(db, box)
+    repo = SyncRepo(db, box)
+    await repo.start_full_fetch(token_id, "w1", T0)
+    page = [record("A", color="red"), record("A", "modified", T0 + timedelta(1), color="blue")]
+    prepared = repo.prepare_fetch_page(token_id, page, T0, T0)
+    assert [r.serial_number for r in prepared.unique] == ["A"]
+    result = await repo.commit_page(
+        token_id, "w1", page, "c1", fetch_started_at=T0, completes_fetch=False, now=T0,
+        prepared=prepared,
+    )  # fmt: skip
+    assert result.added == 1
+    rows = await device_rows(db, token_id)
+    assert rows["A"].color == "blue" and rows["A"].seen_in_fetch == T0
+    # Rows prepared for another fetch (the engine restarted it) are built again, not written.
+    later = T0 + timedelta(days=8)
+    await repo.start_full_fetch(token_id, "w1", later)
+    stale = repo.prepare_fetch_page(token_id, [record("A", color="green")], T0, T0)
+    fresh = [record("A", color="white")]
+    await repo.commit_page(
+        token_id, "w1", fresh, "c2", fetch_started_at=later, completes_fetch=True, now=later,
+        prepared=stale,
+    )  # fmt: skip
+    rows = await device_rows(db, token_id)
+    assert rows["A"].color == "white" and rows["A"].seen_in_fetch == later
+    assert rows["A"].deleted is False
+
+
 async def test_fetch_pages_count_as_added_and_a_complete_fetch_marks_the_rest_deleted(
     db: Database, box: SecretBox
 ) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -115,6 +116,19 @@ def history_insert(db: Database) -> BulkWrite:
     return BulkWrite(db, device_history, HISTORY_COLUMNS)
 
 
+@dataclass
+class PreparedFetchPage:
+    """A fetch page as :meth:`SyncRepo.prepare_fetch_page` left it for ``commit_page``."""
+
+    records: Sequence[DeviceRecord]  # as given (commit_page checks it gets the same page)
+    token_id: int
+    fetch_started_at: datetime
+    now: datetime
+    unique: list[DeviceRecord]  # one record per serial (latest_per_serial)
+    live: list[DeviceRecord]  # of those, the ones not deleted
+    rows: list[tuple[Any, ...]]  # their rows for the fetch upsert
+
+
 class SyncRepo:
     """The sync engine's storage, on one database; ``derived`` columns (other features',
     see :class:`DerivedDeviceColumn`) are written with every live device of a page."""
@@ -187,20 +201,31 @@ class SyncRepo:
         completes_fetch: bool,
         now: datetime,
         assigning: bool = True,
+        prepared: PreparedFetchPage | None = None,
     ) -> PageResult:
         """Apply one page and store its cursor in one transaction (see the module doc).
         Without ``assigning`` (no default profile) a fetch page leaves ``to_assign`` empty and
-        skips looking its devices up."""
+        skips looking its devices up. ``prepared``: this fetch page's rows, built ahead by
+        :meth:`prepare_fetch_page` (used if built for these records and this fetch)."""
         result = PageResult()
-        unique = latest_per_serial(records)
+        if (
+            prepared is None
+            or prepared.records is not records
+            or prepared.token_id != token_id
+            or prepared.fetch_started_at != fetch_started_at
+        ):
+            prepared = None
+            records = latest_per_serial(records)
+        else:
+            records = prepared.unique
         async with self.db.page_write() as session:
             await self._guard(session, token_id, worker)
             if fetch_started_at is not None:
-                await self._apply_fetch(
-                    session, token_id, unique, fetch_started_at, now, result, assigning
-                )
+                if prepared is None:
+                    prepared = self.prepare_fetch_page(token_id, records, fetch_started_at, now)
+                await self._apply_fetch(session, token_id, prepared, result, assigning)
             else:
-                await self._apply_sync(session, token_id, unique, now, result)
+                await self._apply_sync(session, token_id, records, now, result)
             values: dict[str, Any] = {"cursor": cursor, "cursor_issued_at": now, "updated_at": now}
             if completes_fetch and fetch_started_at is not None:
                 gone = await session.execute(
@@ -220,32 +245,50 @@ class SyncRepo:
             await session.execute(update(tokens).where(tokens.c.id == token_id).values(values))
         return result
 
-    async def _apply_fetch(
+    def prepare_fetch_page(
         self,
-        session: AsyncSession,
         token_id: int,
         records: Sequence[DeviceRecord],
         fetch_started_at: datetime,
         now: datetime,
+    ) -> PreparedFetchPage:
+        """A fetch page's rows, ready for :meth:`commit_page` (no database work: the engine
+        builds them while the previous page is written; ``now`` stamps the rows)."""
+        unique = latest_per_serial(records)
+        live = [r for r in unique if r.op_type != "deleted"]
+        stamp = self._stamp
+        now_value, seen = stamp(now), stamp(fetch_started_at)
+        return PreparedFetchPage(
+            records=records,
+            token_id=token_id,
+            fetch_started_at=fetch_started_at,
+            now=now,
+            unique=unique,
+            live=live,
+            rows=[self._live_row(token_id, record, now_value, seen) for record in live],
+        )
+
+    async def _apply_fetch(
+        self,
+        session: AsyncSession,
+        token_id: int,
+        page: PreparedFetchPage,
         result: PageResult,
         assigning: bool,
     ) -> None:
-        live = [r for r in records if r.op_type != "deleted"]
-        stamp = self._stamp
-        now_value, seen = stamp(now), stamp(fetch_started_at)
-        rows = [self._live_row(token_id, record, now_value, seen) for record in live]
+        live = page.live
         if assigning:
             known = await self._known(session, token_id, [r.serial_number for r in live])
             for record in live:
                 status = record.profile_status
                 if record.serial_number not in known or status in NEEDS_PROFILE or status is None:
                     result.to_assign.append(record.serial_number)
-        await self._fetch_upsert.execute(session, rows, converted=True)
-        result.added += len(rows)
-        gone = [r for r in records if r.op_type == "deleted"]
+        await self._fetch_upsert.execute(session, page.rows, converted=True)
+        result.added += len(page.rows)
+        gone = [r for r in page.unique if r.op_type == "deleted"]
         if gone:
             await self._deleted_upsert.execute(
-                session, [self._gone_row(token_id, r, now) for r in gone]
+                session, [self._gone_row(token_id, r, page.now) for r in gone]
             )
             result.deleted += len(gone)
 

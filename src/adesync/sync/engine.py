@@ -4,7 +4,9 @@
   ``EXPIRED_CURSOR``/``INVALID_CURSOR`` (then the run is marked ``cursor_recovered``).
   ``EXHAUSTED_CURSOR`` on a fetch switches to sync with the same cursor.
 - Pages are requested while ``more_to_follow``; the run stops if the cursor does not move.
-  The next page is requested while the current one is being written (one page ahead).
+  The next page is requested while the current one is being written (one page ahead), and a
+  fetch page's rows are built then too (on SQLite the page is written by another process, so
+  both run at once).
 - Each page's devices and its cursor are committed together (see :mod:`adesync.store.sync_repo`),
   so a run killed anywhere resumes from the last committed page.
 - Every Apple error is recorded on the token; a success clears its flags.
@@ -21,7 +23,7 @@ from datetime import datetime
 from typing import Protocol
 
 from adesync.apple import AppleError, Device, DevicePage
-from adesync.store.sync_repo import LeaseLost
+from adesync.store.sync_repo import LeaseLost, PreparedFetchPage
 from adesync.sync.assigner import Assigner
 from adesync.sync.model import (
     APPLE_DEVICE_FIELDS,
@@ -34,6 +36,8 @@ from adesync.sync.model import (
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, RunTotals], None]
+# Builds a fetch page's rows ahead of its commit (SyncStore.prepare_fetch_page, bound).
+Prepare = Callable[[Sequence[DeviceRecord]], PreparedFetchPage]
 # Called after each committed page with (token id, fetch|sync, the page's device records).
 OnPage = Callable[[int, str, Sequence[DeviceRecord]], Awaitable[None]]
 
@@ -67,7 +71,16 @@ class SyncStore(Protocol):
         completes_fetch: bool,
         now: datetime,
         assigning: bool = True,
+        prepared: PreparedFetchPage | None = None,
     ) -> PageResult: ...
+
+    def prepare_fetch_page(
+        self,
+        token_id: int,
+        records: Sequence[DeviceRecord],
+        fetch_started_at: datetime,
+        now: datetime,
+    ) -> PreparedFetchPage: ...
 
     async def start_run(self, token_id: int, trigger: str, worker: str, now: datetime) -> int: ...
 
@@ -193,15 +206,24 @@ async def _pages(
         cursor = None
         await store.start_full_fetch(state.token_id, worker, fetch_started)
     assigning = assigner is not None and state.default_profile_uuid is not None
-    ahead: asyncio.Task[tuple[DevicePage, list[DeviceRecord]]] | None = None
+
+    def prepare() -> Prepare | None:
+        """For a fetch page, how to build its rows (None: the next page is a sync page)."""
+        started = fetch_started
+        if started is None:
+            return None
+        return lambda records: store.prepare_fetch_page(state.token_id, records, started, now())
+
+    ahead: asyncio.Task[tuple[DevicePage, list[DeviceRecord], PreparedFetchPage | None]] | None
+    ahead = None
     try:
         while True:
             try:
                 if ahead is not None:
                     task, ahead = ahead, None
-                    page, records = await task
+                    page, records, prepared = await task
                 else:
-                    page, records = await _request(client, cursor, fetch_started is not None)
+                    page, records, prepared = await _request(client, cursor, prepare(), False)
             except AppleError as error:
                 if error.code == "cursor_exhausted" and fetch_started is not None and cursor:
                     # The fetch had returned every device: close it and go on with sync.
@@ -229,9 +251,7 @@ async def _pages(
             if page.more_to_follow and page.cursor != cursor:
                 # Ask for the next page while this one is written (its answer, or its error,
                 # is taken only after this page is committed).
-                ahead = asyncio.create_task(
-                    _request(client, page.cursor, fetch_started is not None)
-                )
+                ahead = asyncio.create_task(_request(client, page.cursor, prepare(), True))
             if fetch_started is not None:
                 totals.kind = "fetch"
             completes_fetch = fetch_started is not None and not page.more_to_follow
@@ -244,6 +264,7 @@ async def _pages(
                 completes_fetch=completes_fetch,
                 now=now(),
                 assigning=assigning,
+                prepared=prepared,
             )
             totals.add_page(result, len(records))
             if on_page is not None and records:
@@ -272,12 +293,18 @@ async def _pages(
 
 
 async def _request(
-    client: DeviceListing, cursor: str | None, fetching: bool
-) -> tuple[DevicePage, list[DeviceRecord]]:
-    """The next page and its records (converted here, while the previous page is written)."""
-    if fetching:
+    client: DeviceListing,
+    cursor: str | None,
+    prepare: Prepare | None,
+    ahead: bool,
+) -> tuple[DevicePage, list[DeviceRecord], PreparedFetchPage | None]:
+    """The next page and its records; with ``prepare`` (a fetch) also its rows, built
+    ``ahead`` (while the previous page is written) when asked."""
+    if prepare is not None:
         page = await client.fetch_devices(cursor=cursor)
     else:
         assert cursor is not None
         page = await client.sync_devices(cursor=cursor)
-    return page, [to_record(device) for device in page.devices]
+    records = [to_record(device) for device in page.devices]
+    prepared = prepare(records) if prepare is not None and ahead and records else None
+    return page, records, prepared
