@@ -51,9 +51,9 @@ devices = Table(
     Column("seen_in_fetch", UTCDateTime, nullable=True),
     Column("first_seen_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
-    UniqueConstraint("token_id", "serial_number"),
+    # Serial first: the key also serves look-ups by serial alone (MDM events, the console).
+    UniqueConstraint("serial_number", "token_id"),
     Index("ix_devices_token_state", "token_id", "deleted", "profile_status"),
-    Index("ix_devices_serial_number", "serial_number"),
 )
 
 # Enrollment profiles defined through adesync (Apple keeps no list of them).
