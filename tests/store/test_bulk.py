@@ -205,7 +205,16 @@ async def test_apple_strings_longer_than_their_columns_are_clipped(
         completes_fetch=False,
         now=T0,
     )
+    # A fetch page (its rows cut as they are built, also when built ahead of the commit).
+    await repo.start_full_fetch(token_id, "w1", T0)
+    fetched = [record("LONG3", "x" * 40, T0, **long)]
+    await repo.commit_page(
+        token_id, "w1", fetched, "c2", fetch_started_at=T0, completes_fetch=False, now=T0,
+        prepared=repo.prepare_fetch_page(token_id, fetched, T0, T0),
+    )  # fmt: skip
     async with db.read() as session:
         rows = {r.serial_number: r for r in await session.execute(select(devices))}
     assert (len(rows["LONG1"].description), len(rows["LONG1"].asset_tag)) == (255, 128)
     assert (len(rows["LONG2"].description), len(rows["LONG2"].color)) == (255, 64)
+    assert (len(rows["LONG3"].description), len(rows["LONG3"].color)) == (255, 64)
+    assert rows["LONG3"].last_op_type == "x" * 16

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adesync.store.bulk import BulkWrite, from_stored_datetime, probe_devices
+from adesync.store.bulk import BulkWrite, from_stored_datetime, probe_devices, string_length
 from adesync.store.database import Database, rowcount
 from adesync.store.secrets import SecretBox
 from adesync.store.tables import tokens
@@ -83,6 +83,14 @@ def latest_per_serial(records: Sequence[DeviceRecord]) -> list[DeviceRecord]:
     return list(chosen.values())
 
 
+# Positions in a record's values of Apple's strings, with their column's length.
+_RECORD_STRINGS = tuple(
+    (i, length)
+    for i, name in enumerate(APPLE_DEVICE_FIELDS)
+    if (length := string_length(devices, name)) is not None
+)
+_OP_TYPE_LENGTH = string_length(devices, "last_op_type") or 16
+
 # Positions in a record's values of Apple's timestamps.
 _RECORD_TIMESTAMPS = tuple(
     i for i, name in enumerate(APPLE_DEVICE_FIELDS) if isinstance(devices.c[name].type, UTCDateTime)
@@ -96,13 +104,16 @@ def _device_upsert(
     columns: Sequence[str],
     update: Sequence[str],
     derived: Sequence[DerivedDeviceColumn] = (),
+    *,
+    clip: bool = True,
 ) -> BulkWrite:
     """An upsert of device rows that skips rows whose stored operation is newer (``derived``
-    columns follow ``columns`` in each row)."""
+    columns follow ``columns`` in each row; without ``clip`` the rows' strings fit already)."""
     return BulkWrite(
         db,
         devices,
         (*columns, *(column.name for column in derived)),
+        clip=clip,
         conflict=("token_id", "serial_number"),
         update=update,
         where="devices.last_op_date IS NULL OR excluded.last_op_date IS NULL "
@@ -141,9 +152,12 @@ class SyncRepo:
         derived = tuple({column.name: column for column in derived}.values())  # each once
         self._derived = tuple(column.for_record for column in derived)
         updated = (*APPLE_DEVICE_FIELDS, "last_op_type", "last_op_date", "deleted", "deleted_at")
-        self._live_upsert = _device_upsert(db, _LIVE_COLUMNS, (*updated, "updated_at"), derived)
+        # Rows of _live_row: their strings are cut to fit as the row is built.
+        self._live_upsert = _device_upsert(
+            db, _LIVE_COLUMNS, (*updated, "updated_at"), derived, clip=False
+        )
         self._fetch_upsert = _device_upsert(
-            db, _LIVE_COLUMNS, (*updated, "seen_in_fetch", "updated_at"), derived
+            db, _LIVE_COLUMNS, (*updated, "seen_in_fetch", "updated_at"), derived, clip=False
         )
         gone_updated = (*IDENTITY_FIELDS, "last_op_type", "last_op_date", "deleted")
         self._deleted_upsert = _device_upsert(
@@ -361,9 +375,14 @@ class SyncRepo:
         for i in _RECORD_TIMESTAMPS:
             if values[i] is not None:
                 values[i] = stamp(values[i])
+        for i, length in _RECORD_STRINGS:
+            value = values[i]
+            if value is not None and len(value) > length:
+                values[i] = value[:length]
         op_date = None if record.op_date is None else stamp(record.op_date)
+        op_type = (record.op_type or "added")[:_OP_TYPE_LENGTH]
         row = [token_id, record.serial_number, *values]
-        row += (record.op_type or "added", op_date, False, None, seen_in_fetch, now, now)
+        row += (op_type, op_date, False, None, seen_in_fetch, now, now)
         for derive in self._derived:
             row.append(derive(record))
         return tuple(row)
