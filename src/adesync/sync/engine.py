@@ -7,6 +7,8 @@
   The next page is requested while the current one is being written (one page ahead), and a
   fetch page's rows are built then too (on SQLite the page is written by another process, so
   both run at once).
+- A committed page's hooks (``on_page``) run while the next page is committed; the run ends
+  after the last page's.
 - Each page's devices and its cursor are committed together (see :mod:`adesync.store.sync_repo`),
   so a run killed anywhere resumes from the last committed page.
 - Every Apple error is recorded on the token; a success clears its flags.
@@ -216,6 +218,7 @@ async def _pages(
 
     ahead: asyncio.Task[tuple[DevicePage, list[DeviceRecord], PreparedFetchPage | None]] | None
     ahead = None
+    hooks_running: asyncio.Future[None] | None = None
     try:
         while True:
             try:
@@ -268,7 +271,12 @@ async def _pages(
             )
             totals.add_page(result, len(records))
             if on_page is not None and records:
-                await on_page(state.token_id, "fetch" if fetch_started else "sync", records)
+                # A page's hooks run beside the next page's commit, one page's at a time.
+                if hooks_running is not None:
+                    await hooks_running
+                hooks_running = asyncio.ensure_future(
+                    on_page(state.token_id, "fetch" if fetch_started else "sync", records)
+                )
             if assigner is not None and state.default_profile_uuid and result.to_assign:
                 totals.assigned += await assigner.assign(
                     state.default_profile_uuid, result.to_assign
@@ -290,6 +298,8 @@ async def _pages(
         if ahead is not None:
             ahead.cancel()
             await asyncio.gather(ahead, return_exceptions=True)
+        if hooks_running is not None:
+            await hooks_running
 
 
 async def _request(
