@@ -33,6 +33,7 @@ from adesync.store.database import Database
 from adesync.store.migrate import upgrade
 from adesync.store.tables import tokens
 from adesync.store.tables_sync import devices
+from adesync.sync.model import DeviceRecord
 
 PG_ADMIN = os.environ.get(
     "ADESYNC_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -112,7 +113,7 @@ async def run(url: str, backend: str, count: int, checkins: int) -> dict[str, An
             await record_webhook(db, parse_webhook(body, EventSource.NANOMDM), NOW)
         repeat_seconds = time.perf_counter() - started
 
-        page = [{"serial_number": serial(i)} for i in range(1000)]
+        page = [DeviceRecord.from_fields(serial(i), {}) for i in range(1000)]
         page_times = []
         for _ in range(5):
             started = time.perf_counter()
