@@ -177,6 +177,16 @@ async def test_a_worker_without_the_lease_cannot_write(db: Database, box: Secret
             now=T0,
         )
     assert await device_rows(db, token_id) == {}
+    # Nor a fetch page (checked as its cursor is stored, after the devices' upsert).
+    with pytest.raises(LeaseLost, match="leased by 'other'"):
+        await repo.commit_page(
+            token_id, "w1", [record("B")], "c2", fetch_started_at=T0, completes_fetch=True,
+            now=T0,
+        )  # fmt: skip
+    assert await device_rows(db, token_id) == {}
+    async with db.read() as session:
+        stored = (await session.execute(select(tokens.c.cursor))).scalar_one()
+    assert stored is None
 
 
 async def test_errors_set_flags_and_success_clears_them(db: Database, box: SecretBox) -> None:

@@ -233,7 +233,8 @@ class SyncRepo:
         else:
             records = prepared.unique
         async with self.db.page_write() as session:
-            await self._guard(session, token_id, worker)
+            # The lease is checked last, by the cursor's own UPDATE (one statement fewer, and
+            # the devices' upsert goes out first): a worker that lost the lease rolls back.
             if fetch_started_at is not None:
                 if prepared is None:
                     prepared = self.prepare_fetch_page(token_id, records, fetch_started_at, now)
@@ -256,7 +257,13 @@ class SyncRepo:
                 )
                 result.deleted += rowcount(gone)
                 values.update(fetch_started_at=None, last_full_fetch_at=now)
-            await session.execute(update(tokens).where(tokens.c.id == token_id).values(values))
+            stored = await session.execute(
+                update(tokens)
+                .where(tokens.c.id == token_id, tokens.c.lease_owner == worker)
+                .values(values)
+            )
+            if rowcount(stored) != 1:
+                await self._guard(session, token_id, worker)  # raises LeaseLost
         return result
 
     def prepare_fetch_page(
