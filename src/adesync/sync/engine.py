@@ -316,5 +316,7 @@ async def _request(
         assert cursor is not None
         page = await client.sync_devices(cursor=cursor)
     records = [to_record(device) for device in page.devices]
-    prepared = prepare(records) if prepare is not None and ahead and records else None
-    return page, records, prepared
+    if prepare is None or not ahead or not records:
+        return page, records, None
+    await asyncio.sleep(0)  # let the loop take the page writer's answers in between
+    return page, records, prepare(records)
