@@ -80,7 +80,8 @@ async def test_pushed_not_enrolled_counts_stuck_devices_once_events_flow(db: Dat
         "failed": 1,
         "oldest_push_at": "2030-05-30T12:00:00Z",
     }
-    assert finding.samples == ("FAIL000000", "STUCK000000", "STUCK000001", "STUCK000002")
+    # Samples are the first stored devices (the stuck ones were added first).
+    assert finding.samples == ("STUCK000000", "STUCK000001", "STUCK000002", "FAIL000000")
     text = render_finding(finding, TokenLabel(token_id, "school", "Org", "MDM", "asm"), "en")
     assert text["title"] == "4 devices downloaded their profile but never enrolled"
     assert "1 of them authenticated" in text["detail"]

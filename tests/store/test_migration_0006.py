@@ -1,6 +1,7 @@
-"""Migration 0006: the devices key leads with the serial number and the serial index is gone,
-on both backends; on SQLite it rebuilds a 0005 table holding devices without losing a row or
-an index, and downgrades cleanly."""
+"""Migration 0006: the devices key leads with the serial number, the serial index is gone and
+the partial index of devices without a profile is keyed by id, on both backends; on SQLite it
+rebuilds a 0005 table holding devices without losing a row or an index, and downgrades
+cleanly."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ async def test_the_devices_key_leads_with_the_serial_and_matches_the_tables(
         assert await conn.run_sync(compare) == []
         indexes = await conn.run_sync(_device_indexes)
     assert indexes["uq_devices_serial_number"] == (True, ("serial_number", "token_id"))
+    assert indexes["ix_devices_without_profile"] == (False, ("token_id", "id"))
     assert "ix_devices_serial_number" not in indexes
     assert "uq_devices_token_id" not in indexes
 
@@ -107,7 +109,10 @@ async def test_upgrade_from_0005_keeps_every_device_and_index_and_downgrade_rest
             name: value
             for name, value in old_indexes.items()
             if name not in ("ix_devices_serial_number", "uq_devices_token_id")
-        } | {"uq_devices_serial_number": (True, ("serial_number", "token_id"))}
+        } | {
+            "uq_devices_serial_number": (True, ("serial_number", "token_id")),
+            "ix_devices_without_profile": (False, ("token_id", "id")),
+        }
         assert "WHERE deleted = 0 AND profile_status IN ('empty', 'removed')" in partial
         with pytest.raises(IntegrityError):
             async with db.engine.begin() as conn:

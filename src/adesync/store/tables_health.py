@@ -66,12 +66,15 @@ notify_outbox = Table(
 )
 
 # Live devices without an enrollment profile, for the ``devices_without_profile`` rule: a
-# partial index, so it holds only those few rows however many devices there are.
+# partial index, so it holds only those rows however many devices there are. Keyed by id (the
+# order devices were first stored, which is also the order of a finding's samples), not by
+# serial number: a fetch of a new token's devices, none with a profile yet, then appends to it
+# instead of inserting at random places (a fifth of a fetched device's write on SQLite).
 NO_PROFILE_PREDICATE = "deleted = false AND profile_status IN ('empty', 'removed')"
 ix_devices_without_profile = Index(
     "ix_devices_without_profile",
     devices.c.token_id,
-    devices.c.serial_number,
+    devices.c.id,
     sqlite_where=text(NO_PROFILE_PREDICATE.replace("false", "0")),
     postgresql_where=text(NO_PROFILE_PREDICATE),
 )

@@ -44,8 +44,9 @@ NO_PROFILE_STATUSES = ("empty", "removed")
 
 
 async def count_and_sample(ctx: RuleContext, rows: Select[Any]) -> dict[int, tuple[int, list[str]]]:
-    """Per token: how many of ``rows`` (a select of ``token_id, serial_number``) there are, and
-    up to ``sample_size`` of their serial numbers, in one aggregate query.
+    """Per token: how many of ``rows`` (a select of ``token_id, serial_number, id``) there are,
+    and up to ``sample_size`` of their serial numbers, the first stored (lowest ``id``), in one
+    aggregate query.
 
     The rows are materialised first: that keeps both SQLite's and PostgreSQL's planners on
     the token indexes instead of scanning every device to rank a few.
@@ -54,11 +55,7 @@ async def count_and_sample(ctx: RuleContext, rows: Select[Any]) -> dict[int, tup
         return await _count_and_sample_each(ctx, rows)
     chosen = rows.cte("chosen").prefix_with("MATERIALIZED")
     total = func.count().over(partition_by=chosen.c.token_id).label("total")
-    number = (
-        func.row_number()
-        .over(partition_by=chosen.c.token_id, order_by=chosen.c.serial_number)
-        .label("n")
-    )
+    number = func.row_number().over(partition_by=chosen.c.token_id, order_by=chosen.c.id).label("n")
     ranked = select(chosen.c.token_id, chosen.c.serial_number, total, number).subquery()
     result = await ctx.session.execute(
         select(ranked.c.token_id, ranked.c.serial_number, ranked.c.total)
@@ -90,7 +87,7 @@ async def _count_and_sample_each(
         sample = await ctx.session.execute(
             select(listed.c.serial_number)
             .where(listed.c.token_id == token_id)
-            .order_by(listed.c.serial_number)
+            .order_by(listed.c.id)
             .limit(ctx.limits.sample_size)
         )
         found[token_id] = (int(count), list(sample.scalars()))
@@ -102,7 +99,7 @@ async def sample_serials(
 ) -> dict[int, list[str]]:
     """Up to ``sample_size`` serial numbers per token of the rows of ``table`` (which has
     ``token_id`` and ``serial_number``) matching ``conditions``."""
-    rows = select(table.c.token_id, table.c.serial_number).where(*conditions)
+    rows = select(table.c.token_id, table.c.serial_number, table.c.id).where(*conditions)
     return {
         token_id: serials for token_id, (_, serials) in (await count_and_sample(ctx, rows)).items()
     }
@@ -276,7 +273,10 @@ async def assignment_failed(ctx: RuleContext) -> list[Finding]:
     if not rows:
         return []
     samples = await count_and_sample(
-        ctx, select(assignments.c.token_id, assignments.c.serial_number).where(*conditions)
+        ctx,
+        select(assignments.c.token_id, assignments.c.serial_number, assignments.c.id).where(
+            *conditions
+        ),
     )
     tokens = ctx.by_id()
     return [
@@ -301,7 +301,7 @@ async def devices_without_profile(ctx: RuleContext) -> list[Finding]:
         assignments.c.serial_number == devices.c.serial_number,
         assignments.c.next_attempt_at.is_not(None),
     )
-    bare = select(devices.c.token_id, devices.c.serial_number).where(
+    bare = select(devices.c.token_id, devices.c.serial_number, devices.c.id).where(
         ctx.in_scope(devices.c.token_id),
         # Written as the partial index ix_devices_without_profile's predicate, with literal
         # values, so both planners can prove the index covers these rows.
