@@ -4,20 +4,15 @@ and downgrades cleanly."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
-from sqlalchemy.engine import Connection
 
 from adesync.store.database import Database
-from adesync.store.migrate import alembic_config
-from adesync.store.schema import metadata
+from tests.migrations import run_alembic, schema_differences
 
 OURS = {"enrollment_events", "mdm_devices", "enrollment_url_probes"}
 OUR_COLUMNS = {"enrollment_state", "mdm_authenticated_at", "mdm_enrolled_at", "mdm_checked_out_at"}
@@ -29,12 +24,8 @@ def _mentions_ours(diff: Any) -> bool:
 
 
 async def test_the_migrated_schema_matches_the_tables(db: Database) -> None:
-    def compare(connection: Connection) -> list[Any]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        return list(compare_metadata(context, metadata))
-
+    diffs = await schema_differences(db)
     async with db.engine.connect() as conn:
-        diffs = await conn.run_sync(compare)
         names = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
         columns = await conn.run_sync(
             lambda c: {column["name"] for column in inspect(c).get_columns("devices")}
@@ -44,22 +35,12 @@ async def test_the_migrated_schema_matches_the_tables(db: Database) -> None:
     assert columns >= OUR_COLUMNS
 
 
-async def _alembic(db: Database, step: Callable[..., None], revision: str) -> None:
-    def run(connection: Connection) -> None:
-        config = alembic_config()
-        config.attributes["connection"] = connection
-        step(config, revision)
-
-    async with db.engine.begin() as conn:
-        await conn.run_sync(run)
-
-
 async def test_upgrade_from_0004_derives_states_and_downgrade_removes_everything(
     tmp_path: Path,
 ) -> None:
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
     try:
-        await _alembic(db, command.upgrade, "0004")
+        await run_alembic(db, command.upgrade, "0004")
         now = datetime(2026, 11, 1, tzinfo=UTC).replace(tzinfo=None).isoformat(" ")
         async with db.engine.begin() as conn:
             await conn.execute(
@@ -77,7 +58,7 @@ async def test_upgrade_from_0004_derives_states_and_downgrade_removes_everything
                     ),
                     {"s": serial, "p": status, "now": now},
                 )
-        await _alembic(db, command.upgrade, "0005")
+        await run_alembic(db, command.upgrade, "0005")
         async with db.engine.connect() as conn:
             rows = await conn.execute(
                 text("SELECT serial_number, enrollment_state FROM devices ORDER BY serial_number")
@@ -87,7 +68,7 @@ async def test_upgrade_from_0004_derives_states_and_downgrade_removes_everything
                 ("A2", "not_contacted"),
                 ("A3", "not_contacted"),
             ]
-        await _alembic(db, command.downgrade, "0004")
+        await run_alembic(db, command.downgrade, "0004")
         async with db.engine.connect() as conn:
             names = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
             columns = await conn.run_sync(

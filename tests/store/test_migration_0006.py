@@ -5,22 +5,18 @@ cleanly."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from adesync.store.database import Database
-from adesync.store.migrate import alembic_config
-from adesync.store.schema import metadata
+from tests.migrations import run_alembic, schema_differences
 
 
 def _device_indexes(connection: Connection) -> dict[str, tuple[bool, tuple[str, ...]]]:
@@ -37,27 +33,13 @@ def _device_indexes(connection: Connection) -> dict[str, tuple[bool, tuple[str, 
 async def test_the_devices_key_leads_with_the_serial_and_matches_the_tables(
     db: Database,
 ) -> None:
-    def compare(connection: Connection) -> list[Any]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        return [d for d in compare_metadata(context, metadata) if "devices" in repr(d)]
-
+    assert [d for d in await schema_differences(db) if "devices" in repr(d)] == []
     async with db.engine.connect() as conn:
-        assert await conn.run_sync(compare) == []
         indexes = await conn.run_sync(_device_indexes)
     assert indexes["uq_devices_serial_number"] == (True, ("serial_number", "token_id"))
     assert indexes["ix_devices_without_profile"] == (False, ("token_id", "id"))
     assert "ix_devices_serial_number" not in indexes
     assert "uq_devices_token_id" not in indexes
-
-
-async def _alembic(db: Database, step: Callable[..., None], revision: str) -> None:
-    def run(connection: Connection) -> None:
-        config = alembic_config()
-        config.attributes["connection"] = connection
-        step(config, revision)
-
-    async with db.engine.begin() as conn:
-        await conn.run_sync(run)
 
 
 async def _rows(db: Database) -> list[tuple[Any, ...]]:
@@ -73,7 +55,7 @@ async def test_upgrade_from_0005_keeps_every_device_and_index_and_downgrade_rest
 ) -> None:
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
     try:
-        await _alembic(db, command.upgrade, "0005")
+        await run_alembic(db, command.upgrade, "0005")
         now = datetime(2026, 11, 1, tzinfo=UTC).replace(tzinfo=None).isoformat(" ")
         async with db.engine.begin() as conn:
             for token in (1, 2):
@@ -96,7 +78,7 @@ async def test_upgrade_from_0005_keeps_every_device_and_index_and_downgrade_rest
         async with db.engine.connect() as conn:
             old_indexes = await conn.run_sync(_device_indexes)
 
-        await _alembic(db, command.upgrade, "0006")
+        await run_alembic(db, command.upgrade, "0006")
         assert await _rows(db) == before
         async with db.engine.connect() as conn:
             indexes = await conn.run_sync(_device_indexes)
@@ -124,7 +106,7 @@ async def test_upgrade_from_0005_keeps_every_device_and_index_and_downgrade_rest
                     {"now": now},
                 )
 
-        await _alembic(db, command.downgrade, "0005")
+        await run_alembic(db, command.downgrade, "0005")
         assert await _rows(db) == before
         async with db.engine.connect() as conn:
             assert await conn.run_sync(_device_indexes) == old_indexes
