@@ -11,11 +11,12 @@ from sqlalchemy import event, insert, select
 
 from adesync.enrollment.jobs import refresh_after_page
 from adesync.store.assignment_repo import AssignmentRepo
-from adesync.store.bulk import BulkWrite, from_stored_datetime, probe_devices, sqlite_datetime
+from adesync.store.bulk import BulkWrite, probe_devices, sqlite_datetime
 from adesync.store.database import Database
 from adesync.store.secrets import SecretBox
 from adesync.store.sync_repo import SyncRepo
 from adesync.store.tables_sync import devices
+from adesync.store.types import from_stored_datetime
 from tests.sync.helpers import T0, insert_token, record
 
 COLUMNS = ("token_id", "serial_number", "model", "deleted", "last_op_date", "first_seen_at")

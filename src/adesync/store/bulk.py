@@ -28,7 +28,6 @@ from adesync.store.types import UTCDateTime
 __all__ = [
     "BulkWrite",
     "device_ids",
-    "from_stored_datetime",
     "probe_devices",
     "sqlite_datetime",
     "string_length",
@@ -45,16 +44,6 @@ def sqlite_datetime(value: datetime) -> str:
         value = value.astimezone(UTC)
     # "YYYY-MM-DD HH:MM:SS.ffffff" and the "+00:00" offset, which SQLite's text leaves out.
     return value.isoformat(" ", "microseconds")[:26]
-
-
-def from_stored_datetime(value: Any) -> datetime | None:
-    """A timestamp read through the driver (SQLite text or PostgreSQL datetime), aware UTC."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return datetime.fromisoformat(value).replace(tzinfo=UTC)
-    assert isinstance(value, datetime)
-    return value.astimezone(UTC)
 
 
 def string_length(table: Table, name: str) -> int | None:
@@ -177,7 +166,7 @@ async def probe_devices(
     session: AsyncSession, token_id: int, serials: Sequence[str], columns: Sequence[str]
 ) -> list[tuple[Any, ...]]:
     """``(serial_number, *columns)`` of this token's ``devices`` rows for ``serials`` (values as
-    the driver returns them; see :func:`from_stored_datetime`)."""
+    the driver returns them; see :func:`adesync.store.types.from_stored_datetime`)."""
     table = devices
     if not serials:
         return []

@@ -83,6 +83,12 @@ def _sqlite_on_begin(conn: Connection) -> None:
         conn.exec_driver_sql(statement)
 
 
+def _listen_sqlite(engine: AsyncEngine) -> None:
+    """Every connection with adesync's PRAGMAs; transactions begun as _sqlite_on_begin says."""
+    event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+    event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
+
+
 class Database:
     """An async engine plus session factories; ``read()`` and ``write()`` open transactions."""
 
@@ -114,15 +120,13 @@ class Database:
             )
         self.engine: AsyncEngine = create_async_engine(parsed, **kwargs)
         if self.dialect == "sqlite":
-            event.listen(self.engine.sync_engine, "connect", _sqlite_on_connect)
-            event.listen(self.engine.sync_engine, "begin", _sqlite_on_begin)
+            _listen_sqlite(self.engine)
         self._write_engine = self.engine.execution_options(sqlite_immediate=True)
         self._read_sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(self._write_engine, expire_on_commit=False)
+        # Opened by the first page_write() on SQLite.
         self._apart_engine: AsyncEngine | None = None
         self._page_sessions: async_sessionmaker[AsyncSession] | None = None
-        # A SQLite file (Database takes no in-memory URL) can be written from a child process.
-        self._writes_apart = parsed.get_driver_name() == "aiosqlite"
 
     @property
     def is_sqlite(self) -> bool:
@@ -152,7 +156,8 @@ class Database:
         """A write transaction for a page of devices. On SQLite its statements run in a
         child process (:mod:`adesync.store.sqlite_apart`), so that writing the page and this
         process's own work (decoding the next page) use two cores; otherwise as ``write()``."""
-        if not self._writes_apart:
+        # A SQLite file (Database takes no in-memory URL) can be written from a child process.
+        if self.url.get_driver_name() != "aiosqlite":
             async with self.write() as session:
                 yield session
             return
@@ -163,8 +168,7 @@ class Database:
             self._apart_engine = create_async_engine(
                 self.url, module=apart_dbapi(), pool_size=1, max_overflow=0, pool_timeout=600
             )
-            event.listen(self._apart_engine.sync_engine, "connect", _sqlite_on_connect)
-            event.listen(self._apart_engine.sync_engine, "begin", _sqlite_on_begin)
+            _listen_sqlite(self._apart_engine)
             self._page_sessions = async_sessionmaker(
                 self._apart_engine.execution_options(sqlite_immediate=True),
                 expire_on_commit=False,

@@ -28,7 +28,7 @@ from typing import Any
 import aiosqlite
 from sqlalchemy.util.concurrency import await_
 
-from adesync.store.sqlite_child import LENGTH, bind_none_and_bool_directly, frame
+from adesync.store.sqlite_child import LENGTH, frame
 from adesync.store.sqlite_driver import OneTripConnection, OneTripDBAPI, Outcome
 
 __all__ = ["ApartDBAPI", "ChildConnection", "apart_dbapi"]
@@ -154,9 +154,9 @@ class ApartConnection(OneTripConnection):
             raise NotImplementedError("server-side cursors run in this process only")
         return super().cursor()
 
-    async def run(self, operation: str, parameters: Any, *, many: bool) -> Outcome:
-        begin, self._begin = self._begin, None
-        self._touched = True
+    async def _trip(
+        self, begin: str | None, operation: str, parameters: Any, many: bool
+    ) -> Outcome:
         child = self._connection
         assert isinstance(child, ChildConnection)
         return await child.run(begin, operation, parameters, many)
@@ -165,9 +165,6 @@ class ApartConnection(OneTripConnection):
         """Skipped: SQLAlchemy registers Python functions for its ``regexp`` and ``floor``
         operators, which cannot run in the child and which page writes do not use (a statement
         that did would fail there with "no such function")."""
-
-    async def _terminate_graceful_close(self) -> None:
-        await self._connection.close()
 
 
 class ApartDBAPI(OneTripDBAPI):
@@ -184,6 +181,6 @@ class ApartDBAPI(OneTripDBAPI):
 
 
 def apart_dbapi() -> ApartDBAPI:
-    """The module to give ``create_async_engine(..., module=...)``."""
-    bind_none_and_bool_directly()
+    """The module to give ``create_async_engine(..., module=...)`` (values are bound in the
+    child, which registers its own adapters)."""
     return ApartDBAPI(aiosqlite, sqlite3)

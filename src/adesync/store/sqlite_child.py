@@ -89,6 +89,12 @@ def run(
         cursor.close()
 
 
+def _failure(error: sqlite3.Error) -> tuple[bool, tuple[str, Any, Any, Any]]:
+    """The answer that re-raises ``error`` in the parent (its class, arguments and codes)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    return False, (type(error).__name__, error.args, code, getattr(error, "sqlite_errorname", None))
+
+
 def serve(conn: sqlite3.Connection, requests: BinaryIO, answers: BinaryIO) -> None:
     while True:
         request = read_frame(requests)
@@ -107,18 +113,7 @@ def serve(conn: sqlite3.Connection, requests: BinaryIO, answers: BinaryIO) -> No
             else:
                 raise sqlite3.ProgrammingError(f"unknown request {kind!r}")
         except sqlite3.Error as error:
-            write_frame(
-                answers,
-                (
-                    False,
-                    (
-                        type(error).__name__,
-                        error.args,
-                        getattr(error, "sqlite_errorcode", None),
-                        getattr(error, "sqlite_errorname", None),
-                    ),
-                ),
-            )
+            write_frame(answers, _failure(error))
             continue
         write_frame(answers, (True, result))
     conn.rollback()
@@ -134,7 +129,7 @@ def main() -> None:
     try:
         conn = sqlite3.connect(database, uri=uri, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as error:
-        write_frame(answers, (False, (type(error).__name__, error.args, None, None)))
+        write_frame(answers, _failure(error))
         return
     write_frame(answers, (True, sqlite3.sqlite_version))
     serve(conn, requests, answers)

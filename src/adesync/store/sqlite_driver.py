@@ -121,6 +121,12 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     async def run(self, operation: str, parameters: Any, *, many: bool) -> Outcome:
         begin, self._begin = self._begin, None
         self._touched = True
+        return await self._trip(begin, operation, parameters, many)
+
+    async def _trip(
+        self, begin: str | None, operation: str, parameters: Any, many: bool
+    ) -> Outcome:
+        """One trip to the driver's thread (a subclass may send it elsewhere)."""
         driver = self._connection
         assert isinstance(driver, aiosqlite.Connection)
         outcome: Outcome = await driver._execute(

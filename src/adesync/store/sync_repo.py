@@ -16,12 +16,12 @@ from typing import Any
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adesync.store.bulk import BulkWrite, from_stored_datetime, probe_devices, string_length
+from adesync.store.bulk import BulkWrite, probe_devices, string_length
 from adesync.store.database import Database, rowcount
 from adesync.store.secrets import SecretBox
 from adesync.store.tables import tokens
 from adesync.store.tables_sync import device_history, devices, sync_runs
-from adesync.store.types import UTCDateTime
+from adesync.store.types import UTCDateTime, from_stored_datetime
 from adesync.sync.model import (
     APPLE_DEVICE_FIELDS,
     DerivedDeviceColumn,
@@ -137,7 +137,7 @@ class PreparedFetchPage:
     now: datetime
     unique: list[DeviceRecord]  # one record per serial (latest_per_serial)
     live: list[DeviceRecord]  # of those, the ones not deleted
-    rows: list[tuple[Any, ...]]  # their rows for the fetch upsert
+    rows: list[tuple[Any, ...]]  # the live ones' rows for the fetch upsert
 
 
 class SyncRepo:
@@ -222,25 +222,21 @@ class SyncRepo:
         skips looking its devices up. ``prepared``: this fetch page's rows, built ahead by
         :meth:`prepare_fetch_page` (used if built for these records and this fetch)."""
         result = PageResult()
-        if (
-            prepared is None
-            or prepared.records is not records
-            or prepared.token_id != token_id
-            or prepared.fetch_started_at != fetch_started_at
+        if fetch_started_at is not None and not (
+            prepared is not None
+            and prepared.records is records
+            and prepared.token_id == token_id
+            and prepared.fetch_started_at == fetch_started_at
         ):
-            prepared = None
-            records = latest_per_serial(records)
-        else:
-            records = prepared.unique
+            prepared = self.prepare_fetch_page(token_id, records, fetch_started_at, now)
         async with self.db.page_write() as session:
             # The lease is checked last, by the cursor's own UPDATE (one statement fewer, and
             # the devices' upsert goes out first): a worker that lost the lease rolls back.
             if fetch_started_at is not None:
-                if prepared is None:
-                    prepared = self.prepare_fetch_page(token_id, records, fetch_started_at, now)
+                assert prepared is not None
                 await self._apply_fetch(session, token_id, prepared, result, assigning)
             else:
-                await self._apply_sync(session, token_id, records, now, result)
+                await self._apply_sync(session, token_id, latest_per_serial(records), now, result)
             values: dict[str, Any] = {"cursor": cursor, "cursor_issued_at": now, "updated_at": now}
             if completes_fetch and fetch_started_at is not None:
                 gone = await session.execute(

@@ -32,23 +32,22 @@ class UTCDateTime(TypeDecorator[datetime]):
         # of DateTime's parser and process_result_value (a page of 100 tokens reads 1,200
         # timestamps; this was a sixth of the API token list's CPU).
         if dialect.name == "sqlite":
-            return _from_sqlite_text
+            return from_stored_datetime
         return super().result_processor(dialect, coltype)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if isinstance(value, str):
-            value = datetime.fromisoformat(value)
-        assert isinstance(value, datetime)
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return from_stored_datetime(value)
 
 
-def _from_sqlite_text(value: str | None) -> datetime | None:
+def from_stored_datetime(value: Any) -> datetime | None:
+    """A timestamp as a driver returns it (SQLite text, naive meaning UTC, or a PostgreSQL
+    datetime), aware UTC."""
     if value is None:
         return None
-    stored = datetime.fromisoformat(value)
-    return stored.replace(tzinfo=UTC) if stored.tzinfo is None else stored.astimezone(UTC)
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def utcnow() -> datetime:

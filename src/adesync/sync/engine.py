@@ -226,7 +226,9 @@ async def _pages(
                     task, ahead = ahead, None
                     page, records, prepared = await task
                 else:
-                    page, records, prepared = await _request(client, cursor, prepare(), False)
+                    page, records, prepared = await _request(
+                        client, cursor, fetch_started is not None
+                    )
             except AppleError as error:
                 if error.code == "cursor_exhausted" and fetch_started is not None and cursor:
                     # The fetch had returned every device: close it and go on with sync.
@@ -254,7 +256,9 @@ async def _pages(
             if page.more_to_follow and page.cursor != cursor:
                 # Ask for the next page while this one is written (its answer, or its error,
                 # is taken only after this page is committed).
-                ahead = asyncio.create_task(_request(client, page.cursor, prepare(), True))
+                ahead = asyncio.create_task(
+                    _request(client, page.cursor, fetch_started is not None, prepare())
+                )
             if fetch_started is not None:
                 totals.kind = "fetch"
             completes_fetch = fetch_started is not None and not page.more_to_follow
@@ -303,20 +307,17 @@ async def _pages(
 
 
 async def _request(
-    client: DeviceListing,
-    cursor: str | None,
-    prepare: Prepare | None,
-    ahead: bool,
+    client: DeviceListing, cursor: str | None, fetching: bool, prepare: Prepare | None = None
 ) -> tuple[DevicePage, list[DeviceRecord], PreparedFetchPage | None]:
-    """The next page and its records; with ``prepare`` (a fetch) also its rows, built
-    ``ahead`` (while the previous page is written) when asked."""
-    if prepare is not None:
+    """The next page and its records (converted here, while the previous page is written),
+    and with ``prepare`` (a fetch page asked for ahead) its rows too."""
+    if fetching:
         page = await client.fetch_devices(cursor=cursor)
     else:
         assert cursor is not None
         page = await client.sync_devices(cursor=cursor)
     records = [to_record(device) for device in page.devices]
-    if prepare is None or not ahead or not records:
+    if prepare is None or not records:
         return page, records, None
     await asyncio.sleep(0)  # let the loop take the page writer's answers in between
     return page, records, prepare(records)
