@@ -74,6 +74,11 @@ def test_sync_without_a_name_or_with_an_unknown_one_is_one_clear_error(
     result = invoke(capsys, "sync", "nope", "--json")
     assert result.code != 0 and "no token named nope" in result.err
     assert invoke(capsys, "devices", "list", "--token", "nope").code != 0
+    result = invoke(capsys, "devices", "list", "--profile-status", "assgned")
+    assert result.code == 1 and result.out == ""
+    assert "--profile-status 'assgned' is not one of empty, assigned, pushed, removed." in (
+        " ".join(result.err.split())
+    )
 
 
 def test_a_token_error_exits_non_zero_without_a_traceback(

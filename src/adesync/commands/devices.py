@@ -10,7 +10,8 @@ from rich.table import Table
 from adesync.commands.common import iso, out, print_json, run
 from adesync.commands.enrollment import check_enrollment_state, import_enrollments
 from adesync.runtime import open_runtime
-from adesync.sync.queries import DeviceFilter, list_devices
+from adesync.services.tokens import OptionInvalid
+from adesync.sync.queries import PROFILE_STATUSES, DeviceFilter, list_devices
 
 devices_app = typer.Typer(help="Devices synced from ABM/ASM.", no_args_is_help=True)
 devices_app.command("import-enrollments")(import_enrollments)
@@ -35,6 +36,10 @@ def devices_list(
     """List devices (all matching ones unless --limit)."""
 
     check_enrollment_state(enrollment_state)
+    if profile_status is not None and profile_status not in PROFILE_STATUSES:
+        raise OptionInvalid(
+            f"--profile-status {profile_status!r} is not one of {', '.join(PROFILE_STATUSES)}."
+        )
 
     async def go() -> list[dict[str, Any]]:
         async with open_runtime() as rt:

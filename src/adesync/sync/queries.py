@@ -15,6 +15,8 @@ from adesync.sync.model import APPLE_DEVICE_FIELDS
 
 # Apple's fields, as listings show them.
 DEVICE_FIELDS = ("serial_number", *APPLE_DEVICE_FIELDS)
+# The values of Apple's profile_status a listing can filter by.
+PROFILE_STATUSES = ("empty", "assigned", "pushed", "removed")
 
 
 @dataclass

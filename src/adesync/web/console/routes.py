@@ -454,11 +454,11 @@ async def token_delete(request: Request, name: str) -> Response:
 @console_router.get("/devices")
 async def devices_page(request: Request) -> Response:
     await signed_in(request)
-    from adesync.sync.queries import DeviceFilter, list_devices
+    from adesync.sync.queries import PROFILE_STATUSES, DeviceFilter, list_devices
 
     q = request.query_params
     status = q.get("profile_status") or None
-    if status not in (None, "empty", "assigned", "pushed", "removed"):
+    if status not in PROFILE_STATUSES:
         status = None
     deleted_param = q.get("deleted", "false")
     deleted = {"true": True, "false": False}.get(deleted_param)
