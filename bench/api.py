@@ -180,6 +180,41 @@ def cpu_seconds(pid: int) -> float:
     return own + sum(cpu_seconds(int(child)) for child in children)
 
 
+def worker_cpu_seconds(pid: int) -> list[float]:
+    """CPU seconds of each child (serve worker) of ``pid``; empty off Linux."""
+    try:
+        children = (Path(f"/proc/{pid}") / "task" / str(pid) / "children").read_text().split()
+    except OSError:
+        return []
+    return [cpu_seconds(int(child)) for child in children]
+
+
+def connections_per_worker(pid: int, port: int) -> list[int]:
+    """How many established connections to ``port`` each child (serve worker) of ``pid``
+    holds (from /proc/net/tcp and each worker's open sockets); empty off Linux."""
+    try:
+        children = (Path(f"/proc/{pid}") / "task" / str(pid) / "children").read_text().split()
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return []
+    inodes = set()
+    for line in lines:
+        fields = line.split()
+        # local address "0100007F:PORT" in hex, state 01 = established, inode in field 9.
+        if fields[3] == "01" and int(fields[1].split(":")[1], 16) == port:
+            inodes.add(fields[9])
+    counts = []
+    for child in children:
+        try:
+            fds = os.listdir(f"/proc/{child}/fd")
+            links = [os.readlink(f"/proc/{child}/fd/{fd}") for fd in fds]
+        except OSError:
+            counts.append(0)
+            continue
+        counts.append(sum(1 for link in links if link[8:-1] in inodes))
+    return counts
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds all processes used since boot (0 off Linux)."""
     try:
@@ -259,6 +294,7 @@ async def measure(
         queue.put_nowait(paths[i % len(paths)])
     ready = 0
     go = asyncio.Event()
+    connections: list[int] = []
 
     async def request(client: KeepAliveClient, path: str) -> float:
         nonlocal errors
@@ -292,13 +328,16 @@ async def measure(
             latencies.append(await request(client, path))
         await client.close()
 
-    async def timed() -> tuple[float, float, float, float]:
+    async def timed() -> tuple[float, float, float, float, list[float]]:
         await go.wait()
+        nonlocal connections
+        connections = connections_per_worker(server_pid, port) if server_pid else []
         return (
             cpu_seconds(server_pid) if server_pid else 0.0,
             time.process_time(),
             machine_busy_seconds(),
             time.perf_counter(),
+            worker_cpu_seconds(server_pid) if server_pid else [],
         )
 
     clock_task = asyncio.create_task(timed())
@@ -308,6 +347,10 @@ async def measure(
     elapsed = time.perf_counter() - clock[3]
     server_cpu = (cpu_seconds(server_pid) if server_pid else 0.0) - clock[0]
     client_cpu = time.process_time() - clock[1]
+    workers = [
+        after - before
+        for after, before in zip(worker_cpu_seconds(server_pid or 0), clock[4], strict=False)
+    ]
     other_cpu = machine_busy_seconds() - clock[2] - server_cpu - client_cpu
     latencies.sort()
     first.sort()
@@ -324,6 +367,12 @@ async def measure(
         "first_request_ms": round(first[int(len(first) * 0.95) - 1], 1),
         "server_cpu_ms_per_request": round(server_cpu * 1000 / len(latencies), 2),
         "client_cpu_ms_per_request": round(client_cpu * 1000 / len(latencies), 2),
+        # How the work fell on the serve workers (the kernel spreads connections, not
+        # requests: a worker with more of the 20 connections is the busier one).
+        "connections_per_worker": connections,
+        "server_cpu_share_per_worker": [
+            round(w / server_cpu, 2) if server_cpu > 0 else 0.0 for w in workers
+        ],
         # CPUs' worth of other processes' work while this ran (2.0 = both of 2 CPUs busy).
         "other_processes_cpus": round(max(other_cpu, 0.0) / elapsed, 2),
     }

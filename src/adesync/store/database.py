@@ -9,8 +9,10 @@ with a transaction's first statement (:mod:`adesync.store.sqlite_driver`).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any, cast
 
 from sqlalchemy import event
@@ -89,6 +91,18 @@ def _listen_sqlite(engine: AsyncEngine) -> None:
     event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
 
 
+class _SharedRead:
+    """The read session that one task's ``read()`` blocks share (``Database.shared_reads``)."""
+
+    __slots__ = ("busy", "session", "task")
+
+    def __init__(self, task: asyncio.Task[Any] | None) -> None:
+        self.task = task
+        self.session: AsyncSession | None = None
+        # True while a read() block uses the session (a read() nested in it gets its own).
+        self.busy = False
+
+
 class Database:
     """An async engine plus session factories; ``read()`` and ``write()`` open transactions."""
 
@@ -127,6 +141,9 @@ class Database:
         # Opened by the first page_write() on SQLite.
         self._apart_engine: AsyncEngine | None = None
         self._page_sessions: async_sessionmaker[AsyncSession] | None = None
+        self._shared: ContextVar[_SharedRead | None] = ContextVar(
+            f"adesync_shared_read_{id(self)}", default=None
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -138,7 +155,22 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        """A session for reading; it is rolled back at the end."""
+        """A session for reading; it is rolled back at the end (within ``shared_reads()``, at
+        the end of that block instead)."""
+        shared = self._shared.get()
+        if shared is not None and not shared.busy and shared.task is asyncio.current_task():
+            if shared.session is None:
+                shared.session = self._read_sessions()
+            shared.busy = True
+            try:
+                yield shared.session
+            except BaseException:
+                # The next read() starts a transaction afresh, as a read() of its own would.
+                await shared.session.rollback()
+                raise
+            finally:
+                shared.busy = False
+            return
         async with self._read_sessions() as session:
             try:
                 yield session
@@ -146,10 +178,40 @@ class Database:
                 await session.rollback()
 
     @asynccontextmanager
+    async def shared_reads(self) -> AsyncIterator[None]:
+        """Within this block, the ``read()`` blocks of the current task share one session and
+        one read transaction: one pooled connection, one ``BEGIN`` and one ``ROLLBACK`` for all
+        of them, instead of one each (a console page reads the signed-in user, the alert
+        banner and its own rows: on SQLite about 0.4 ms of CPU saved per read after the first).
+
+        The reads see the database as of the first of them, except that a ``write()`` or
+        ``page_write()`` of the same task ends that transaction once it commits, so a read
+        after it sees what it wrote, as a read of its own would. Other tasks (those started
+        in the block, too) read as usual. Meant for short units of work such as a web request
+        that only reads, or mostly does: the transaction stays open until the block ends."""
+        shared = _SharedRead(asyncio.current_task())
+        token = self._shared.set(shared)
+        try:
+            yield
+        finally:
+            self._shared.reset(token)
+            if shared.session is not None:
+                async with shared.session:
+                    await shared.session.rollback()
+
+    async def _after_write(self) -> None:
+        """End the shared read transaction (if any, and not in use) after a commit, so that
+        the task's next read sees what was written."""
+        shared = self._shared.get()
+        if shared is not None and shared.session is not None and not shared.busy:
+            await shared.session.rollback()
+
+    @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         """One write transaction: committed when the block ends, rolled back if it raises."""
         async with self._write_sessions() as session, session.begin():
             yield session
+        await self._after_write()
 
     @asynccontextmanager
     async def page_write(self) -> AsyncIterator[AsyncSession]:
@@ -175,6 +237,7 @@ class Database:
             )
         async with self._page_sessions() as session, session.begin():
             yield session
+        await self._after_write()
 
     async def ping(self) -> None:
         """Raise DatabaseUnavailable unless the database answers."""

@@ -15,7 +15,7 @@ from sqlalchemy import (
     text,
 )
 
-from adesync.store.tables import metadata
+from adesync.store.tables import metadata, tokens
 from adesync.store.tables_sync import devices
 from adesync.store.types import UTCDateTime
 
@@ -79,4 +79,14 @@ ix_devices_without_profile = Index(
     postgresql_where=text(NO_PROFILE_PREDICATE),
 )
 
-__all__ = ["NO_PROFILE_PREDICATE", "findings", "ix_devices_without_profile", "notify_outbox"]
+# Tokens by stored state, in name order: the console's alert banner (on every page) counts the
+# tokens in error and names the first few from this index alone, without reading every token.
+ix_tokens_state = Index("ix_tokens_state", tokens.c.state, tokens.c.name)
+
+__all__ = [
+    "NO_PROFILE_PREDICATE",
+    "findings",
+    "ix_devices_without_profile",
+    "ix_tokens_state",
+    "notify_outbox",
+]

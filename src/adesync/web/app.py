@@ -71,6 +71,23 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+class SharedReads:
+    """A GET or HEAD request's reads share one read transaction (``Database.shared_reads``):
+    the signed-in user or API key, the alert banner and the page's own rows, one pooled
+    connection and one BEGIN/ROLLBACK for all. Other methods read as usual."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        web = getattr(scope["app"].state, "web", None) if scope["type"] == "http" else None
+        if web is None or scope["method"] not in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        async with web.db.shared_reads():
+            await self.app(scope, receive, send)
+
+
 class BodyLimit:
     """Refuses a request body over the cap with a problem document: at once when Content-Length
     says so, else when the bytes received pass it (a 413 raised from ``receive`` reaches the
@@ -221,6 +238,7 @@ def create_app(
     # A route, not a mount: Prometheus scrapes /metrics exactly (a mount redirects to /metrics/).
     app.router.routes.append(Route("/metrics", AsgiEndpoint(metrics_app), include_in_schema=False))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(SharedReads)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     return app

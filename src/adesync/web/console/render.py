@@ -4,9 +4,7 @@ flash messages, and redirects that only ever go to a local path."""
 from __future__ import annotations
 
 import json
-import math
 import secrets
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +13,12 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from adesync.web.auth import CSRF_COOKIE, LANG_COOKIE, Principal, current_principal
-from adesync.web.console.views import alert_banner
+from adesync.web.console.views import alert_banner, days_left
 from adesync.web.health_view import alert_tokens
 from adesync.web.i18n import LANGUAGE_NAMES, LANGUAGES, Translator, pick_language
 from adesync.web.state import web_state
 
-__all__ = ["flash", "local_path", "redirect", "render", "translator"]
+__all__ = ["TEMPLATES", "days_left", "flash", "local_path", "redirect", "render", "translator"]
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templates"))
 FLASH_COOKIE = "adesync_flash"
@@ -92,17 +90,6 @@ def _take_flash(request: Request) -> dict[str, str] | None:
 
 def redirect(request: Request, path: str) -> RedirectResponse:
     return RedirectResponse(local_path(path), status_code=303)
-
-
-def days_left(value: datetime | None) -> int | None:
-    if value is None:
-        return None
-    # Whole days the admin has left (4.2 days left is "5 days left"); an expired token shows
-    # how many whole days ago, at least one.
-    seconds = (value - datetime.now(UTC)).total_seconds()
-    if seconds > 0:
-        return math.ceil(seconds / 86400)
-    return -max(1, int(-seconds // 86400))
 
 
 async def render(

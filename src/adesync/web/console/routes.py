@@ -29,6 +29,7 @@ from adesync.web.auth import (
 )
 from adesync.web.charts import ExpiryBar, RunBar, expiry_chart, runs_chart
 from adesync.web.console.render import (
+    TEMPLATES,
     days_left,
     flash,
     local_path,
@@ -36,7 +37,7 @@ from adesync.web.console.render import (
     render,
     translator,
 )
-from adesync.web.console.views import token_rows
+from adesync.web.console.views import token_rows, token_rows_html
 from adesync.web.health_view import health_report
 from adesync.web.i18n import LANGUAGES
 from adesync.web.roles import Role
@@ -216,7 +217,7 @@ async def tokens_page(
         request,
         "tokens.html",
         {
-            "rows": token_rows(items, t, days_left),
+            "rows": token_rows_html(TEMPLATES.get_template("token_row.html"), token_rows(items, t)),
             "next_after": next_after,
             "state_filter": token_state,
             "state_filter_label": t(f"state.{token_state}") if token_state else "",
