@@ -4,11 +4,8 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import aiosqlite
@@ -34,17 +31,6 @@ async def _add_token(db: Database, name: str) -> None:
 async def _count(db: Database) -> int:
     async with db.read() as session:
         return int((await session.execute(select(func.count()).select_from(tokens))).scalar_one())
-
-
-@pytest.fixture
-async def sqlite_db(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[Database]:
-    """A migrated SQLite database, for the tests of SQLite's own transaction rules (they have
-    no PostgreSQL counterpart, so they are not run, nor skipped, on PostgreSQL)."""
-    target = tmp_path / "adesync.db"
-    shutil.copyfile(sqlite_template, target)
-    database = Database(f"sqlite+aiosqlite:///{target}")
-    yield database
-    await database.dispose()
 
 
 async def test_concurrent_read_modify_write_loses_nothing(db_url: str) -> None:

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,15 +20,6 @@ from sqlalchemy.exc import IntegrityError, ProgrammingError
 from adesync.store.database import Database
 from adesync.store.sqlite_apart import ApartConnection, ChildConnection
 from adesync.store.tables import tokens
-
-
-@pytest.fixture
-async def sqlite_db(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[Database]:
-    target = tmp_path / "adesync.db"
-    shutil.copyfile(sqlite_template, target)
-    database = Database(f"sqlite+aiosqlite:///{target}")
-    yield database
-    await database.dispose()
 
 
 def _token(name: str) -> dict[str, object]:

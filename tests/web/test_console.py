@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from adesync.store.tables import tokens
 from adesync.store.types import utcnow
@@ -287,3 +287,50 @@ async def test_token_list_narrowed_to_a_state_shows_only_those_tokens(web: Web) 
     everything = (await web.client.get("/tokens?state=bogus")).text
     assert re.findall(r'data-token="([^"]+)"', everything) == ["bad-1", "fine", "new"]
     assert 'id="tokens-filter"' not in everything
+
+
+async def test_a_page_reads_through_one_pooled_connection_and_shows_changes_at_once(
+    web: Web,
+) -> None:
+    """A GET's reads (session, alert banner, the page's rows and counts) share one read
+    transaction; a row rendered before is re-rendered as soon as a value it shows changes."""
+    await _tokens_in_states(web, {"bad-1": "error", "fine": "healthy"})
+    await sign_in(web)
+    await web.client.get("/tokens")  # the device counts are cached from here on
+    checkouts: list[object] = []
+    engine = web.db.engine.sync_engine
+    listener = lambda *_: checkouts.append(1)  # noqa: E731
+    event.listen(engine, "checkout", listener)
+    try:
+        page = (await web.client.get("/tokens")).text
+        assert len(checkouts) == 1
+        assert "1 ADE token(s) in an error state" in page
+        checkouts.clear()
+        async with web.db.write() as session:
+            await session.execute(
+                update(tokens)
+                .where(tokens.c.name == "bad-1")
+                .values(state="healthy", state_reason=None, org_name="<Org & Co>")
+            )
+        page = (await web.client.get("/tokens")).text
+    finally:
+        event.remove(engine, "checkout", listener)
+    assert "in an error state" not in page
+    assert '<tr class="row-healthy" data-token="bad-1">' in page
+    row = page[page.index('data-token="bad-1"') : page.index('data-token="fine"')]
+    assert "&lt;Org &amp; Co&gt;" in row and "<Org" not in row
+
+
+async def test_api_reads_share_one_connection_only_for_get(web: Web) -> None:
+    await _tokens_in_states(web, {"a": "healthy"})
+    headers = web.as_role(Role.ADMIN)
+    assert (await web.client.get("/api/v1/tokens", headers=headers)).status_code == 200
+    checkouts: list[object] = []
+    engine = web.db.engine.sync_engine
+    listener = lambda *_: checkouts.append(1)  # noqa: E731
+    event.listen(engine, "checkout", listener)
+    try:
+        assert (await web.client.get("/api/v1/tokens", headers=headers)).status_code == 200
+        assert len(checkouts) == 1
+    finally:
+        event.remove(engine, "checkout", listener)
