@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import aiosqlite
 import pytest
 
 from adesync.store.database import Database
@@ -20,3 +23,17 @@ async def sqlite_db(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[Data
     database = Database(f"sqlite+aiosqlite:///{target}")
     yield database
     await database.dispose()
+
+
+@pytest.fixture
+def sqlite_trips(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Trips to aiosqlite's thread from here on, by the name of the function each ran."""
+    trips: Counter[str] = Counter()
+    execute = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        trips[getattr(fn, "__name__", "?")] += 1
+        return await execute(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    return trips

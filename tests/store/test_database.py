@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from datetime import UTC, datetime
-from typing import Any
 
-import aiosqlite
 import pytest
 from sqlalchemy import event, func, select, text, update
 from sqlalchemy.engine import make_url
@@ -143,20 +141,14 @@ async def test_sqlite_write_holds_the_write_lock_from_its_first_statement(
 
 
 async def test_sqlite_one_statement_read_takes_two_trips(
-    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
+    sqlite_db: Database, sqlite_trips: Counter[str]
 ) -> None:
     """Statement and BEGIN in one trip to aiosqlite's thread, then ROLLBACK; nothing else (the
     pool's own rollback is skipped once the session rolled back)."""
     db = sqlite_db
+    trips = sqlite_trips
     await _count(db)  # connect first: PRAGMAs are trips too
-    trips: Counter[str] = Counter()
-    execute = aiosqlite.Connection._execute
-
-    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        trips[getattr(fn, "__name__", "?")] += 1
-        return await execute(self, fn, *args, **kwargs)
-
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    trips.clear()
     assert await _count(db) == 0
     assert sum(trips.values()) == 2, trips
     trips.clear()

@@ -7,9 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from datetime import UTC, datetime
-from typing import Any
 
-import aiosqlite
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
@@ -88,21 +86,14 @@ async def test_another_connections_commit_is_seen_after_the_block(db: Database) 
 
 
 async def test_sqlite_three_shared_reads_take_four_trips(
-    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
+    sqlite_db: Database, sqlite_trips: Counter[str]
 ) -> None:
     """BEGIN with the first statement, one trip per statement, one ROLLBACK at the end (three
     reads of their own take six)."""
     db = sqlite_db
     await _read(db)  # connect first: PRAGMAs are trips too
-    trips: Counter[str] = Counter()
-    execute = aiosqlite.Connection._execute
-
-    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        trips[getattr(fn, "__name__", "?")] += 1
-        return await execute(self, fn, *args, **kwargs)
-
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    sqlite_trips.clear()
     async with db.shared_reads():
         for _ in range(3):
             await _read(db)
-    assert sum(trips.values()) == 4, trips
+    assert sum(sqlite_trips.values()) == 4, sqlite_trips
