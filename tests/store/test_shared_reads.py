@@ -52,6 +52,17 @@ async def test_a_write_in_the_block_is_seen_by_the_next_read(db: Database) -> No
     assert (before, after) == (0, 1)
 
 
+async def test_a_write_gives_the_shared_reads_connection_back_first(db: Database) -> None:
+    """Else tasks that have read and now wait to write could hold every pooled connection."""
+    pool = db.engine.sync_engine.pool
+    async with db.shared_reads():
+        await _read(db)
+        assert pool.checkedout() == 1  # type: ignore[attr-defined]
+        async with db.write() as session:
+            await session.execute(select(1))
+            assert pool.checkedout() == 1  # type: ignore[attr-defined]
+
+
 async def test_other_tasks_and_nested_reads_get_their_own_session(db: Database) -> None:
     async with db.shared_reads():
         mine, _ = await _read(db)
