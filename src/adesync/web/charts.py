@@ -4,6 +4,7 @@ numbers are in a table beside it."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
@@ -42,6 +43,13 @@ def expiry_colour(days: int | None) -> str:
 
 
 def expiry_chart(bars: Sequence[ExpiryBar], *, title: str, description: str) -> Markup:
+    """Days to expiry of each token, a bar each (kept by value: the token list draws the same
+    chart for every view of a page until a token's days change)."""
+    return _expiry_chart(tuple(bars), title, description)
+
+
+@functools.lru_cache(maxsize=256)
+def _expiry_chart(bars: tuple[ExpiryBar, ...], title: str, description: str) -> Markup:
     width = 520
     height = max(1, len(bars)) * (BAR_HEIGHT + GAP) + GAP
     scale = (width - LABEL_WIDTH - 60) / MAX_DAYS

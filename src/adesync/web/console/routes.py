@@ -27,17 +27,16 @@ from adesync.web.auth import (
     csrf_ok,
     current_principal,
 )
-from adesync.web.charts import ExpiryBar, RunBar, expiry_chart, runs_chart
+from adesync.web.charts import RunBar, expiry_chart, runs_chart
 from adesync.web.console.render import (
     TEMPLATES,
-    days_left,
     flash,
     local_path,
     redirect,
     render,
     translator,
 )
-from adesync.web.console.views import token_rows, token_rows_html
+from adesync.web.console.views import token_list
 from adesync.web.health_view import health_report
 from adesync.web.i18n import LANGUAGES
 from adesync.web.roles import Role
@@ -205,11 +204,7 @@ async def tokens_page(
     items, next_after = await console_page_of_tokens(
         web_state(request), limit=PAGE_SIZE, after=after, token_state=token_state
     )
-    bars = [
-        ExpiryBar(item["name"], days_left(item["expires_at"]))
-        for item in items
-        if item["status"] == "installed"
-    ]
+    rows, bars = token_list(items, t, TEMPLATES.get_template("token_row.html"))
     chart = expiry_chart(
         bars[:40], title=t("chart.expiry.title"), description=t("chart.expiry.desc")
     )
@@ -217,7 +212,7 @@ async def tokens_page(
         request,
         "tokens.html",
         {
-            "rows": token_rows_html(TEMPLATES.get_template("token_row.html"), token_rows(items, t)),
+            "rows": rows,
             "next_after": next_after,
             "state_filter": token_state,
             "state_filter_label": t(f"state.{token_state}") if token_state else "",

@@ -4,26 +4,17 @@ a row whose display values were rendered before is not rendered again."""
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from jinja2 import Template
 from markupsafe import Markup
 
+from adesync.web.charts import ExpiryBar
 from adesync.web.i18n import Translator
 
-__all__ = [
-    "Alert",
-    "AlertLine",
-    "TokenRow",
-    "alert_banner",
-    "days_left",
-    "token_rows",
-    "token_rows_html",
-]
+__all__ = ["Alert", "AlertLine", "TokenRow", "alert_banner", "days_left", "token_list"]
 
 
 def days_left(value: datetime | None, now: datetime | None = None) -> int | None:
@@ -63,68 +54,99 @@ def _when(value: datetime) -> str:
     return value.isoformat(" ")[:16] + " UTC"
 
 
-def token_rows(items: list[dict[str, Any]], t: Translator) -> list[TokenRow]:
+class _Labels:
+    """The token list's words in one language, each looked up once per page (rows not
+    rendered before need them)."""
+
+    def __init__(self, t: Translator) -> None:
+        self.t = t
+        self._cache: dict[str, str] = {}
+        self.waiting = t("tokens.waiting")
+        self.no_default = t("tokens.no_default")
+
+    def label(self, key: str, fallback: str) -> str:
+        if key not in self._cache:
+            self._cache[key] = self.t(key) if self.t.has(key) else fallback
+        return self._cache[key]
+
+    def expiry(self, days: int | None) -> tuple[str, str]:
+        """CSS class and text of the expiry cell."""
+        if days is None:
+            return "muted", "—"
+        if days < 0:
+            return "error", self.t("expiry.expired", days=-days)
+        return "warning" if days <= 30 else "ok", self.t("expiry.days_left", days=days)
+
+
+def _token_row(item: dict[str, Any], waiting: bool, days: int | None, words: _Labels) -> TokenRow:
+    state = item["state"] or "unknown"
+    reason = item["state_reason"]
+    expiry_class, expiry_text = words.expiry(days)
+    synced = item["last_successful_sync_at"]
+    return TokenRow(
+        name=item["name"],
+        org=item["org_name"] or "—",
+        type=words.label(f"type.{item['token_type']}", item["token_type"]),
+        waiting=waiting,
+        waiting_label=words.waiting,
+        state=state,
+        state_label=words.label(f"state.{state}", state),
+        reason=words.label(f"reason.{reason}", reason) if reason else "",
+        expiry_class=expiry_class,
+        expiry_text=expiry_text,
+        last_sync=_when(synced) if synced else "—",
+        last_sync_iso=synced.isoformat() if synced else "",
+        devices=item["device_count"],
+        default_profile=(item["default_profile_uuid"] or "")[:12],
+        no_default_label=words.no_default,
+    )
+
+
+# Rendered rows by everything a row shows (its language and stored values, its days left):
+# a list page shows the same rows again until a token changes, so a row is rendered once per
+# process, not once per request. Emptied when full (a few MB at most).
+_ROWS: dict[tuple[Any, ...], Markup] = {}
+_ROWS_KEPT = 8192
+
+
+def token_list(
+    items: list[dict[str, Any]], t: Translator, template: Template
+) -> tuple[list[Markup], list[ExpiryBar]]:
+    """The rows of a token-list page rendered with ``template`` (``token_row.html``), and the
+    expiry chart's bars (tokens with a token installed)."""
     now = datetime.now(UTC)
-    cache: dict[str, str] = {}
-
-    def label(key: str, fallback: str) -> str:
-        if key not in cache:
-            cache[key] = t(key) if t.has(key) else fallback
-        return cache[key]
-
-    expiries: dict[int, tuple[str, str]] = {}
-
-    def expiry(days: int) -> tuple[str, str]:
-        if days not in expiries:
-            if days < 0:
-                expiries[days] = ("error", t("expiry.expired", days=-days))
-            else:
-                text = t("expiry.days_left", days=days)
-                expiries[days] = ("warning" if days <= 30 else "ok", text)
-        return expiries[days]
-
-    waiting_label = t("tokens.waiting")
-    no_default_label = t("tokens.no_default")
-    rows = []
+    words: _Labels | None = None
+    rows: list[Markup] = []
+    bars: list[ExpiryBar] = []
     for item in items:
         waiting = item["status"] == "waiting_for_p7m"
-        state = item["state"] or "unknown"
-        reason = item["state_reason"]
-        days = days_left(item["expires_at"], now) if not waiting else None
-        expiry_class, expiry_text = ("muted", "—") if days is None else expiry(days)
-        synced = item["last_successful_sync_at"]
-        rows.append(
-            TokenRow(
-                name=item["name"],
-                org=item["org_name"] or "—",
-                type=label(f"type.{item['token_type']}", item["token_type"]),
-                waiting=waiting,
-                waiting_label=waiting_label,
-                state=state,
-                state_label=label(f"state.{state}", state),
-                reason=label(f"reason.{reason}", reason) if reason else "",
-                expiry_class=expiry_class,
-                expiry_text=expiry_text,
-                last_sync=_when(synced) if synced else "—",
-                last_sync_iso=synced.isoformat() if synced else "",
-                devices=item["device_count"],
-                default_profile=(item["default_profile_uuid"] or "")[:12],
-                no_default_label=no_default_label,
-            )
+        days = None if waiting else days_left(item["expires_at"], now)
+        if not waiting:
+            bars.append(ExpiryBar(item["name"], days))
+        key = (
+            template,
+            t.lang,
+            item["name"],
+            item["org_name"],
+            item["token_type"],
+            waiting,
+            item["state"],
+            item["state_reason"],
+            days,
+            item["last_successful_sync_at"],
+            item["device_count"],
+            item["default_profile_uuid"],
         )
-    return rows
-
-
-@functools.lru_cache(maxsize=8192)
-def _row_html(template: Template, row: TokenRow) -> Markup:
-    return Markup(template.render(r=row))  # noqa: S704 (autoescaped by the template)
-
-
-def token_rows_html(template: Template, rows: Sequence[TokenRow]) -> list[Markup]:
-    """Each row rendered with ``template`` (``token_row.html``), kept by its display values:
-    a list page shows the same rows again until a token changes, so most rows of a page are
-    rendered once per process, not once per request."""
-    return [_row_html(template, row) for row in rows]
+        html = _ROWS.get(key)
+        if html is None:
+            words = words or _Labels(t)
+            row = _token_row(item, waiting, days, words)
+            html = Markup(template.render(r=row))  # noqa: S704 (autoescaped by the template)
+            if len(_ROWS) >= _ROWS_KEPT:
+                _ROWS.clear()
+            _ROWS[key] = html
+        rows.append(html)
+    return rows, bars
 
 
 class AlertLine(NamedTuple):
