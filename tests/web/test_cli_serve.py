@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from adesync.commands.admin import initialise
@@ -35,71 +34,128 @@ def test_demo_on_a_busy_port_is_one_clear_error(
     assert f"Port {port}" in result.err and "--port" in result.err
 
 
-def test_worker_sockets_share_one_port() -> None:
-    from adesync.web.runner import _port_socket
-
-    first = _port_socket("127.0.0.1", 0)
-    try:
-        port = first.getsockname()[1]
-        second = _port_socket("127.0.0.1", port)
-        second.close()
-    finally:
-        first.close()
-
-
-@pytest.mark.skipif(sys.platform != "linux", reason="one SO_REUSEPORT socket per worker: Linux")
-def test_serve_workers_listen_on_sockets_of_their_own_and_stop_on_sigterm(tmp_path: Path) -> None:
+def _start_serve(tmp_path: Path, workers: int = 2) -> tuple[subprocess.Popen[bytes], int]:
     asyncio.run(initialise(Settings(home=tmp_path)))
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {**os.environ, "ADESYNC_HOME": str(tmp_path), "ADESYNC_LOG_LEVEL": "WARNING"}
     env.pop("ADESYNC_DATABASE_URL", None)
-    command = ["serve", "--no-scheduler", "--workers", "2", "--port", str(port)]
+    command = ["serve", "--no-scheduler", "--workers", str(workers), "--port", str(port)]
     server = subprocess.Popen(
         [sys.executable, "-m", "adesync.cli", *command],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+    return server, port
+
+
+def _healthz(connection: socket.socket) -> None:
+    """GET /healthz on an open keep-alive connection; the answer must be 200."""
+    connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+    answer = b""
+    while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
+        chunk = connection.recv(4096)
+        assert chunk, "the server closed the connection"
+        answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+
+
+def _open_connections(port: int, count: int, timeout: float = 60) -> list[socket.socket]:
+    """``count`` keep-alive connections, each answered once (waits for the workers to start)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as first:
+                _healthz(first)
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "serve did not start"
+            time.sleep(0.2)
+    connections = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(count)]
+    for connection in connections:
+        _healthz(connection)
+    return connections
+
+
+def _workers(parent: int) -> set[int]:
+    """The serve workers among ``parent``'s children (multiprocessing adds a resource tracker)."""
+    workers = set()
+    for child in Path(f"/proc/{parent}/task/{parent}/children").read_text().split():
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except FileNotFoundError:
+            continue
+        if b"resource_tracker" not in command:
+            workers.add(int(child))
+    return workers
+
+
+def _connections_per_worker(parent: int, port: int) -> dict[int, int]:
+    """How many established connections to ``port`` each child of ``parent`` holds."""
+    established = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "01" and int(fields[1].split(":")[1], 16) == port:
+            established.add(f"socket:[{fields[9]}]")
+    held = {}
+    for child in _workers(parent):
+        try:
+            links = {str(fd.readlink()) for fd in Path(f"/proc/{child}/fd").iterdir()}
+        except FileNotFoundError:
+            continue
+        held[child] = len(links & established)
+    return held
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="connections handed over Unix sockets")
+def test_serve_workers_take_connections_in_turn_and_stop_on_sigterm(tmp_path: Path) -> None:
+    server, port = _start_serve(tmp_path)
+    connections: list[socket.socket] = []
     try:
-        # Distinct sockets on one port: the kernel, not a race to accept, spreads connections.
-        workers = _listening_sockets(server.pid, port)
-        assert len(workers) == 2 and len(set.union(*workers.values())) == 2, workers
-        for _ in range(10):  # each on a new connection
-            assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+        connections = _open_connections(port, 10)
+        held = _connections_per_worker(server.pid, port)
+        # The supervisor hands connections to the two workers in turn: 5 each, not a hash's
+        # 7/3 or a race's 10/0.
+        assert sorted(held.values()) == [5, 5], held
+        for connection in connections:  # still served, on the same connections
+            _healthz(connection)
     finally:
+        for connection in connections:
+            connection.close()
         server.send_signal(signal.SIGTERM)
         _, err = server.communicate(timeout=30)
     assert server.returncode == 0, err.decode()
-    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]  # no orphan left
+    assert not [pid for pid in held if Path(f"/proc/{pid}").exists()]  # no orphan left
 
 
-def _listening_sockets(parent: int, port: int, timeout: float = 60) -> dict[int, set[str]]:
-    """The listening sockets on ``port`` of each child of ``parent``, once two children have
-    one (or whatever there is after ``timeout`` seconds)."""
-    deadline = time.monotonic() + timeout
-    found: dict[int, set[str]] = {}
-    while time.monotonic() < deadline:
-        listening = _listening_inodes(port)
-        found = {}
-        for child in Path(f"/proc/{parent}/task/{parent}/children").read_text().split():
-            try:
-                links = {str(fd.readlink()) for fd in Path(f"/proc/{child}/fd").iterdir()}
-            except FileNotFoundError:
-                continue
-            if links & listening:
-                found[int(child)] = links & listening
-        if len(found) >= 2:
-            return found
-        time.sleep(0.2)
-    return found
-
-
-def _listening_inodes(port: int) -> set[str]:
-    inodes: set[str] = set()
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port:
-            inodes.add(f"socket:[{fields[9]}]")
-    return inodes
+@pytest.mark.skipif(sys.platform != "linux", reason="connections handed over Unix sockets")
+def test_a_killed_worker_is_replaced_and_connections_go_on(tmp_path: Path) -> None:
+    server, port = _start_serve(tmp_path)
+    connections: list[socket.socket] = []
+    try:
+        connections = _open_connections(port, 4)
+        held = _connections_per_worker(server.pid, port)
+        victim = min(held)
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while True:
+            children = _workers(server.pid)
+            if len(children) == 2 and victim not in children:
+                break
+            assert time.monotonic() < deadline, children
+            time.sleep(0.2)
+        # New connections reach both workers again, the new one included.
+        for connection in connections:
+            connection.close()
+        connections = _open_connections(port, 4)
+        held = _connections_per_worker(server.pid, port)
+        assert victim not in held and all(n >= 1 for n in held.values()), held
+    finally:
+        for connection in connections:
+            connection.close()
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=30)
+    assert server.returncode == 0, err.decode()
+    assert b"replacing it" in err
