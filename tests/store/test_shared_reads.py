@@ -108,3 +108,15 @@ async def test_sqlite_three_shared_reads_take_four_trips(
         for _ in range(3):
             await _read(db)
     assert sum(sqlite_trips.values()) == 4, sqlite_trips
+
+
+async def test_after_end_reads_are_their_own_and_the_connection_is_back(db: Database) -> None:
+    pool = db.engine.sync_engine.pool
+    async with db.shared_reads() as reads:
+        first, _ = await _read(db)
+        await reads.end()
+        assert pool.checkedout() == 0  # type: ignore[attr-defined]
+        second, _ = await _read(db)
+        third, _ = await _read(db)
+        assert len({id(first), id(second), id(third)}) == 3
+        assert pool.checkedout() == 0  # type: ignore[attr-defined]

@@ -91,16 +91,27 @@ def _listen_sqlite(engine: AsyncEngine) -> None:
     event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
 
 
-class _SharedRead:
+class SharedReads:
     """The read session that one task's ``read()`` blocks share (``Database.shared_reads``)."""
 
-    __slots__ = ("busy", "session", "task")
+    __slots__ = ("busy", "ended", "session", "task")
 
     def __init__(self, task: asyncio.Task[Any] | None) -> None:
         self.task = task
         self.session: AsyncSession | None = None
         # True while a read() block uses the session (a read() nested in it gets its own).
         self.busy = False
+        # After end(), reads are the task's own again.
+        self.ended = False
+
+    async def end(self) -> None:
+        """End the shared transaction and give its connection back to the pool; later reads
+        of the task each open their own."""
+        self.ended = True
+        session, self.session = self.session, None
+        if session is not None:
+            async with session:
+                await session.rollback()
 
 
 class Database:
@@ -141,7 +152,7 @@ class Database:
         # Opened by the first page_write() on SQLite.
         self._apart_engine: AsyncEngine | None = None
         self._page_sessions: async_sessionmaker[AsyncSession] | None = None
-        self._shared: ContextVar[_SharedRead | None] = ContextVar(
+        self._shared: ContextVar[SharedReads | None] = ContextVar(
             f"adesync_shared_read_{id(self)}", default=None
         )
 
@@ -158,7 +169,12 @@ class Database:
         """A session for reading; it is rolled back at the end (within ``shared_reads()``, at
         the end of that block instead)."""
         shared = self._shared.get()
-        if shared is not None and not shared.busy and shared.task is asyncio.current_task():
+        if (
+            shared is not None
+            and not shared.busy
+            and not shared.ended
+            and shared.task is asyncio.current_task()
+        ):
             if shared.session is None:
                 shared.session = self._read_sessions()
             shared.busy = True
@@ -178,7 +194,7 @@ class Database:
                 await session.rollback()
 
     @asynccontextmanager
-    async def shared_reads(self) -> AsyncIterator[None]:
+    async def shared_reads(self) -> AsyncIterator[SharedReads]:
         """Within this block, the ``read()`` blocks of the current task share one session and
         one read transaction: one pooled connection, one ``BEGIN`` and one ``ROLLBACK`` for all
         of them, instead of one each (a console page reads the signed-in user, the alert
@@ -189,17 +205,15 @@ class Database:
         connection back to the pool, so that many such tasks cannot hold every connection
         while each waits for one to write with) and again once it commits (so that a read
         after it sees what it wrote, as a read of its own would). Other tasks (those started
-        in the block, too) read as usual. Meant for short units of work such as a web request
-        that only reads, or mostly does: the transaction stays open until the block ends."""
-        shared = _SharedRead(asyncio.current_task())
+        in the block, too) read as usual. The transaction ends with the block, or earlier by
+        the handle's ``end()`` (a web request's, once its answer is computed)."""
+        shared = SharedReads(asyncio.current_task())
         token = self._shared.set(shared)
         try:
-            yield
+            yield shared
         finally:
             self._shared.reset(token)
-            if shared.session is not None:
-                async with shared.session:
-                    await shared.session.rollback()
+            await shared.end()
 
     async def _end_shared_read(self) -> None:
         """End the task's shared read transaction, if it has one not in use (its connection
