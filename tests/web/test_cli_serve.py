@@ -7,6 +7,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -109,53 +112,57 @@ def _connections_per_worker(parent: int, port: int) -> dict[int, int]:
     return held
 
 
+@dataclass
+class Serving:
+    server: subprocess.Popen[bytes]
+    port: int
+    connections: list[socket.socket] = field(default_factory=list)
+    err: bytes = b""
+
+
+@contextmanager
+def _serving(tmp_path: Path) -> Iterator[Serving]:
+    """``serve --workers 2``; at the end its connections closed and SIGTERM, which must stop
+    it cleanly (its standard error is kept in ``err``)."""
+    server, port = _start_serve(tmp_path)
+    serving = Serving(server, port)
+    try:
+        yield serving
+    finally:
+        for connection in serving.connections:
+            connection.close()
+        server.send_signal(signal.SIGTERM)
+        _, serving.err = server.communicate(timeout=30)
+    assert server.returncode == 0, serving.err.decode()
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="connections handed over Unix sockets")
 def test_serve_workers_take_connections_in_turn_and_stop_on_sigterm(tmp_path: Path) -> None:
-    server, port = _start_serve(tmp_path)
-    connections: list[socket.socket] = []
-    try:
-        connections = _open_connections(port, 10)
-        held = _connections_per_worker(server.pid, port)
+    with _serving(tmp_path) as serving:
+        serving.connections = _open_connections(serving.port, 10)
+        held = _connections_per_worker(serving.server.pid, serving.port)
         # The supervisor hands connections to the two workers in turn: 5 each, not a hash's
         # 7/3 or a race's 10/0.
         assert sorted(held.values()) == [5, 5], held
-        for connection in connections:  # still served, on the same connections
+        for connection in serving.connections:  # still served, on the same connections
             _healthz(connection)
-    finally:
-        for connection in connections:
-            connection.close()
-        server.send_signal(signal.SIGTERM)
-        _, err = server.communicate(timeout=30)
-    assert server.returncode == 0, err.decode()
     assert not [pid for pid in held if Path(f"/proc/{pid}").exists()]  # no orphan left
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="connections handed over Unix sockets")
 def test_a_killed_worker_is_replaced_and_connections_go_on(tmp_path: Path) -> None:
-    server, port = _start_serve(tmp_path)
-    connections: list[socket.socket] = []
-    try:
-        connections = _open_connections(port, 4)
-        held = _connections_per_worker(server.pid, port)
-        victim = min(held)
+    with _serving(tmp_path) as serving:
+        serving.connections = _open_connections(serving.port, 4)
+        victim = min(_connections_per_worker(serving.server.pid, serving.port))
         os.kill(victim, signal.SIGKILL)
         deadline = time.monotonic() + 60
-        while True:
-            children = _workers(server.pid)
-            if len(children) == 2 and victim not in children:
-                break
-            assert time.monotonic() < deadline, children
+        while len(workers := _workers(serving.server.pid)) != 2 or victim in workers:
+            assert time.monotonic() < deadline, workers
             time.sleep(0.2)
         # New connections reach both workers again, the new one included.
-        for connection in connections:
+        for connection in serving.connections:
             connection.close()
-        connections = _open_connections(port, 4)
-        held = _connections_per_worker(server.pid, port)
+        serving.connections = _open_connections(serving.port, 4)
+        held = _connections_per_worker(serving.server.pid, serving.port)
         assert victim not in held and all(n >= 1 for n in held.values()), held
-    finally:
-        for connection in connections:
-            connection.close()
-        server.send_signal(signal.SIGTERM)
-        _, err = server.communicate(timeout=30)
-    assert server.returncode == 0, err.decode()
-    assert b"replacing it" in err
+    assert b"replacing it" in serving.err
