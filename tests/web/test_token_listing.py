@@ -5,6 +5,7 @@ same order, for tokens in every condition, on both backends."""
 from __future__ import annotations
 
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import select, update
@@ -14,7 +15,8 @@ from adesync.store.database import Database
 from adesync.store.secrets import SecretBox
 from adesync.store.tables import tokens
 from adesync.store.types import utcnow
-from adesync.web.services import extra_fields, page_of_tokens
+from adesync.web.counts import CountCache
+from adesync.web.services import console_page_of_tokens, extra_fields, page_of_tokens
 from tests.sync.helpers import insert_token
 
 
@@ -60,6 +62,23 @@ async def test_listing_documents_equal_token_document_and_extra_fields(
     assert documents[0]["status"] == "installed" and documents[2]["status"] == "waiting_for_p7m"
     assert documents[1]["keypair_pending"] is True and documents[0]["keypair_pending"] is False
     assert documents[0]["terms_not_accepted"] is True
+
+    # The console's list reads a subset of the same documents.
+    state = SimpleNamespace(db=db, counts=CountCache())
+    shown, _ = await console_page_of_tokens(state, limit=10)  # type: ignore[arg-type]
+    assert shown == [{field: document[field] for field in shown[0]} for document in documents]
+    assert set(shown[0]) == {
+        "name",
+        "status",
+        "state",
+        "state_reason",
+        "token_type",
+        "expires_at",
+        "org_name",
+        "last_successful_sync_at",
+        "device_count",
+        "default_profile_uuid",
+    }
 
     installed, _ = await page_of_tokens(db, limit=1)
     assert [d["name"] for d in installed] == ["a-installed"]

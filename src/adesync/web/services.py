@@ -96,22 +96,28 @@ async def cached_page_of_tokens(
     )
 
 
+# What the console's token list shows: a page reads 11 of the listing's 32 columns (each
+# timestamp column is parsed per row, and the page shows two of the twelve).
+_CONSOLE_FIELDS = (
+    "name",
+    "status",
+    "state",
+    "state_reason",
+    "token_type",
+    "expires_at",
+    "org_name",
+    "last_successful_sync_at",
+    "device_count",
+    "default_profile_uuid",
+    "id",
+)
+
+
 @functools.cache
 def _console_listing() -> Select[Any]:
-    """Only what the console's token list shows: a page reads 10 columns instead of 31
-    (each timestamp column is parsed per row, and the page shows two of the twelve)."""
-    return select(
-        tokens.c.id,
-        tokens.c.name,
-        case((tokens.c.oauth_credentials.is_not(None), 1)).label("installed"),
-        tokens.c.state,
-        tokens.c.state_reason,
-        tokens.c.token_type,
-        tokens.c.access_token_expiry,
-        tokens.c.org_name,
-        tokens.c.last_successful_sync_at,
-        tokens.c.default_profile_uuid,
-    ).order_by(tokens.c.name)
+    """The listing cut to the columns the console's token list shows (same labels, order)."""
+    columns = _listing().selected_columns
+    return _listing().with_only_columns(*(columns[name] for name in _CONSOLE_FIELDS))
 
 
 def _page(
@@ -136,39 +142,7 @@ async def console_page_of_tokens(
     ``default_profile_uuid``) and ``device_count`` (up to COUNT_TTL seconds old); and the name
     to continue after."""
     query = _page(_console_listing(), limit, after, token_state)
-    async with state.db.read() as session:
-        rows = (await session.execute(query)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    counts = await state.counts.counts(state.db, [int(row[0]) for row in rows])
-    # Unpacked by position: a Row's attribute lookup by name costs more, ten times a row.
-    items = [
-        {
-            "name": name,
-            "status": "installed" if installed is not None else "waiting_for_p7m",
-            "state": token_state_,
-            "state_reason": reason,
-            "token_type": token_type,
-            "expires_at": expiry,
-            "org_name": org,
-            "last_successful_sync_at": synced,
-            "default_profile_uuid": profile,
-            "device_count": counts.get(int(token_id), 0),
-        }
-        for (
-            token_id,
-            name,
-            installed,
-            token_state_,
-            reason,
-            token_type,
-            expiry,
-            org,
-            synced,
-            profile,
-        ) in rows
-    ]
-    return items, (rows[-1].name if more and rows else None)
+    return await _documents(state.db, query, limit, state.counts)
 
 
 async def page_of_tokens(
@@ -186,6 +160,14 @@ async def page_of_tokens(
     query = _page(_listing(), limit, after, state)
     if not include_waiting:
         query = query.where(tokens.c.oauth_credentials.is_not(None))
+    return await _documents(db, query, limit, count_cache)
+
+
+async def _documents(
+    db: Database, query: Select[Any], limit: int, count_cache: CountCache | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The page ``query`` reads (a listing's labelled columns, ``limit`` + 1 rows) as
+    documents with their device counts, and the name to continue after."""
     async with db.read() as session:
         result = await session.execute(query)
         keys = list(result.keys())
