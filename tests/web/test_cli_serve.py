@@ -17,6 +17,7 @@ import pytest
 from adesync.commands.admin import initialise
 from adesync.config import Settings
 from tests.cli_runner import invoke
+from tests.conftest import Home
 
 
 def test_serve_without_a_database_says_to_run_init(capsys: pytest.CaptureFixture[str]) -> None:
@@ -35,6 +36,23 @@ def test_demo_on_a_busy_port_is_one_clear_error(
         result = invoke(capsys, "demo", "--home", str(tmp_path / "d"), "--port", str(port))
     assert result.code != 0
     assert f"Port {port}" in result.err and "--port" in result.err
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_on_a_busy_port_is_one_clear_error(
+    home: Home, workers: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = invoke(capsys, "serve", "--workers", workers, "--port", str(port))
+    assert result.code == 1
+    assert (
+        result.err.strip()
+        == f"error: Port {port} on 127.0.0.1 is in use; pass another one with --port."
+    )
+    assert "console at" not in result.out  # nothing announced that is not served
 
 
 def _start_serve(tmp_path: Path, workers: int = 2) -> tuple[subprocess.Popen[bytes], int]:

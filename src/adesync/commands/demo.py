@@ -3,7 +3,6 @@ syncs and the console, in one process. Stop it with Ctrl-C."""
 
 from __future__ import annotations
 
-import socket
 import tempfile
 from pathlib import Path
 
@@ -12,21 +11,7 @@ import uvicorn
 
 from adesync.commands.common import err, out, run
 from adesync.config import load_settings
-from adesync.web.demo import DemoError
-
-
-def _bind(port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind(("127.0.0.1", port))
-    except OSError:
-        sock.close()
-        raise DemoError(
-            f"Port {port} on 127.0.0.1 is in use; pass another one with --port."
-        ) from None
-    sock.listen(128)
-    return sock
+from adesync.web.workers import listening_socket
 
 
 def demo(
@@ -44,7 +29,7 @@ def demo(
 
     folder = home.expanduser().resolve() if home else Path(tempfile.mkdtemp(prefix="adesync-demo-"))
     prepare_home(folder)
-    sock = _bind(port)
+    sock = listening_socket("127.0.0.1", port)
     console_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     settings = load_settings(home=folder, database_url="", secret_key=None)
     sim = Simulator(devices=0, seed=devices_seed)

@@ -23,6 +23,7 @@ def serve(
     """Serve the API (/api/v1), the console (/login) and the in-process scheduler."""
     from adesync.web.app import create_app
     from adesync.web.runner import scheduler_hook, serve_app
+    from adesync.web.workers import listening_socket
     from adesync.wiring import install
 
     install()
@@ -33,15 +34,19 @@ def serve(
             pass
 
     run(check())  # one clear error (no database, wrong key) before the server starts
-    out.print(f"adesync console at http://{host}:{port}/login (API: /api/v1)", highlight=False)
-    if workers > 1:
-        import os
+    listener = listening_socket(host, port)  # and one if the port cannot be listened on
+    try:
+        out.print(f"adesync console at http://{host}:{port}/login (API: /api/v1)", highlight=False)
+        if workers > 1:
+            import os
 
-        from adesync.web.runner import WORKER_SCHEDULER_ENV, serve_workers
+            from adesync.web.runner import WORKER_SCHEDULER_ENV, serve_workers
 
-        os.environ[WORKER_SCHEDULER_ENV] = "0" if no_scheduler else str(concurrency)
-        serve_workers(host, port, workers, settings.log_level.lower())
-        return
-    hooks = [] if no_scheduler else [scheduler_hook(concurrency)]
-    app = create_app(settings, on_start=hooks)
-    serve_app(app, host, port, settings.log_level.lower())
+            os.environ[WORKER_SCHEDULER_ENV] = "0" if no_scheduler else str(concurrency)
+            serve_workers(listener, workers, settings.log_level.lower())
+            return
+        hooks = [] if no_scheduler else [scheduler_hook(concurrency)]
+        app = create_app(settings, on_start=hooks)
+        serve_app(app, listener, settings.log_level.lower())
+    finally:
+        listener.close()

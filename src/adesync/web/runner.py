@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 
@@ -17,8 +17,6 @@ from adesync.web.app import Hook
 from adesync.web.state import WebState
 
 __all__ = ["scheduler_hook", "serve_app", "serve_workers"]
-
-logger = logging.getLogger("uvicorn.error")
 
 
 def scheduler_hook(concurrency: int = 4) -> Hook:
@@ -45,9 +43,10 @@ def scheduler_hook(concurrency: int = 4) -> Hook:
     return start
 
 
-def serve_app(app: FastAPI, host: str, port: int, log_level: str = "info") -> None:
-    """Serve ``app`` until Ctrl-C or SIGTERM."""
-    uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=True)
+def serve_app(app: FastAPI, listener: socket.socket, log_level: str = "info") -> None:
+    """Serve ``app`` on ``listener`` (``workers.listening_socket``) until Ctrl-C or SIGTERM."""
+    config = uvicorn.Config(app, log_level=log_level, proxy_headers=True)
+    uvicorn.Server(config).run(sockets=[listener])
 
 
 # How ``serve --workers N`` tells each worker process what ``app_from_environment`` builds.
@@ -67,26 +66,20 @@ def app_from_environment() -> FastAPI:
     return create_app(load_settings(), on_start=hooks)
 
 
-def serve_workers(host: str, port: int, workers: int, log_level: str = "info") -> None:
-    """Serve with ``workers`` processes sharing the port. On Linux the supervisor accepts the
-    connections and hands them to the workers in turn (:mod:`adesync.web.workers`); elsewhere
-    uvicorn's own supervisor shares one listening socket."""
+def serve_workers(listener: socket.socket, workers: int, log_level: str = "info") -> None:
+    """Serve with ``workers`` processes on ``listener``'s port. On Linux the supervisor accepts
+    the connections and hands them to the workers in turn (:mod:`adesync.web.workers`);
+    elsewhere uvicorn's own supervisor shares the listening socket."""
     config = uvicorn.Config(
         "adesync.web.runner:app_from_environment",
         factory=True,
-        host=host,
-        port=port,
         workers=workers,
         log_level=log_level,
         proxy_headers=True,
     )
     if sys.platform != "linux":
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        Multiprocess(config, sockets=[listener]).run()
         return
-    from adesync.web.workers import listening_socket, supervise
+    from adesync.web.workers import supervise
 
-    listener = listening_socket(host, port)
-    try:
-        supervise(config, listener, workers)
-    finally:
-        listener.close()
+    supervise(config, listener, workers)

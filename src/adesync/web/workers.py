@@ -15,6 +15,7 @@ queues the connections it is handed.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import multiprocessing
 import multiprocessing.process
@@ -28,7 +29,9 @@ import time
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
-__all__ = ["HandedConnectionsServer", "listening_socket", "supervise"]
+from adesync.errors import AdesyncError
+
+__all__ = ["HandedConnectionsServer", "PortUnavailable", "listening_socket", "supervise"]
 
 logger = logging.getLogger("uvicorn.error")
 
@@ -37,8 +40,15 @@ LISTEN_BACKLOG = 2048
 CHECK_SECONDS = 0.5
 
 
+class PortUnavailable(AdesyncError):
+    """The address to serve on cannot be listened on (in use, not this machine's, privileged)."""
+
+    code = "port_unavailable"
+
+
 def listening_socket(host: str, port: int) -> socket.socket:
-    """The supervisor's listening socket on ``host:port`` (non-blocking)."""
+    """A non-blocking listening socket on ``host:port`` (0: any free port), for ``serve`` (one
+    process, or the supervisor of several) and ``demo``; bound before anything is printed."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -46,9 +56,13 @@ def listening_socket(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
         sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
-    except OSError:
+    except OSError as exc:
         sock.close()
-        raise
+        if exc.errno == errno.EADDRINUSE:
+            message = f"Port {port} on {host} is in use; pass another one with --port."
+        else:
+            message = f"Cannot listen on {host}:{port} ({exc.strerror}); check --host and --port."
+        raise PortUnavailable(message) from None
     return sock
 
 
