@@ -6,7 +6,6 @@ Health itself is imported when the command runs, so other commands start without
 
 from __future__ import annotations
 
-import gc
 from typing import Any
 
 import typer
@@ -78,8 +77,9 @@ def _freeze_startup_objects() -> None:
     import adesync.health.evaluate
     import adesync.health.report
     import adesync.runtime  # noqa: F401
+    from adesync.longlived import freeze_startup_objects
 
-    gc.freeze()
+    freeze_startup_objects(collect=False)
 
 
 def show(report: dict[str, Any], lang: str) -> None:

@@ -22,7 +22,7 @@ def serve(
 ) -> None:
     """Serve the API (/api/v1), the console (/login) and the in-process scheduler."""
     from adesync.web.app import create_app
-    from adesync.web.runner import scheduler_hook, serve_app
+    from adesync.web.runner import serve_app, serving_hooks
     from adesync.web.workers import listening_socket
     from adesync.wiring import install
 
@@ -45,8 +45,7 @@ def serve(
             os.environ[WORKER_SCHEDULER_ENV] = "0" if no_scheduler else str(concurrency)
             serve_workers(listener, workers, settings.log_level.lower())
             return
-        hooks = [] if no_scheduler else [scheduler_hook(concurrency)]
-        app = create_app(settings, on_start=hooks)
+        app = create_app(settings, on_start=serving_hooks(0 if no_scheduler else concurrency))
         serve_app(app, listener, settings.log_level.lower())
     finally:
         listener.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import signal
 from typing import Any
 
@@ -14,6 +13,7 @@ from rich.table import Table
 
 from adesync.commands.common import err, out, print_json, run
 from adesync.errors import AdesyncError
+from adesync.longlived import freeze_startup_objects
 from adesync.runtime import open_runtime
 from adesync.sync.model import RunTotals
 from adesync.sync.scheduler import Scheduler
@@ -38,7 +38,7 @@ def sync(
     if not names and not all_tokens:
         raise AdesyncError("Name the tokens to sync, or use --all to sync every token.")
     install()
-    _freeze_startup_objects()
+    freeze_startup_objects()
 
     async def go() -> list[SyncReport]:
         async with open_runtime() as rt:
@@ -76,14 +76,6 @@ def sync(
         raise typer.Exit(1)
 
 
-def _freeze_startup_objects() -> None:
-    """Keep what start-up made (modules, table metadata, models) out of garbage collection:
-    syncing allocates many short-lived objects per page, and every full collection would walk
-    those hundreds of thousands of long-lived ones again (about a tenth of a fetch's time)."""
-    gc.collect()
-    gc.freeze()
-
-
 def _summary(reports: list[SyncReport]) -> None:
     table = Table(title="Sync")
     for column in ("token", "outcome", "kind", "pages", "added", "modified", "deleted", "assigned"):
@@ -114,7 +106,7 @@ def worker(
 ) -> None:
     """Run the scheduler and sync workers (no web server); stop with Ctrl-C or SIGTERM."""
     install()
-    _freeze_startup_objects()
+    freeze_startup_objects()
 
     async def go() -> None:
         async with open_runtime() as rt:

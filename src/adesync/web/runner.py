@@ -13,10 +13,17 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.supervisors import Multiprocess
 
+from adesync.longlived import freeze_startup_objects
 from adesync.web.app import Hook
 from adesync.web.state import WebState
 
-__all__ = ["scheduler_hook", "serve_app", "serve_workers"]
+__all__ = [
+    "freeze_hook",
+    "scheduler_hook",
+    "serve_app",
+    "serve_workers",
+    "serving_hooks",
+]
 
 
 def scheduler_hook(concurrency: int = 4) -> Hook:
@@ -43,6 +50,24 @@ def scheduler_hook(concurrency: int = 4) -> Hook:
     return start
 
 
+def freeze_hook() -> Hook:
+    """The last start hook of a serving process: what start-up built (modules, routes, models,
+    catalogues, the scheduler) is kept out of garbage collection from then on, so that the full
+    collections that steady requests cause do not stop the process for 50-95 ms each
+    (:mod:`adesync.longlived`)."""
+
+    async def freeze(_state: WebState) -> None:
+        freeze_startup_objects()
+
+    return freeze
+
+
+def serving_hooks(scheduler_concurrency: int) -> list[Hook]:
+    """The start hooks of a ``serve`` process: its scheduler (none if 0), then the freeze."""
+    scheduler = [scheduler_hook(scheduler_concurrency)] if scheduler_concurrency > 0 else []
+    return [*scheduler, freeze_hook()]
+
+
 def serve_app(app: FastAPI, listener: socket.socket, log_level: str = "info") -> None:
     """Serve ``app`` on ``listener`` (``workers.listening_socket``) until Ctrl-C or SIGTERM."""
     config = uvicorn.Config(app, log_level=log_level, proxy_headers=True)
@@ -62,8 +87,7 @@ def app_from_environment() -> FastAPI:
 
     install()
     concurrency = int(os.environ.get(WORKER_SCHEDULER_ENV, "0"))
-    hooks = [scheduler_hook(concurrency)] if concurrency > 0 else []
-    return create_app(load_settings(), on_start=hooks)
+    return create_app(load_settings(), on_start=serving_hooks(concurrency))
 
 
 def serve_workers(listener: socket.socket, workers: int, log_level: str = "info") -> None:
