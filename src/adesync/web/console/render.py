@@ -21,6 +21,9 @@ from adesync.web.state import web_state
 __all__ = ["TEMPLATES", "days_left", "flash", "local_path", "redirect", "render", "translator"]
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templates"))
+# The templates ship with the package: compiled once, not looked at on disk for every render
+# (a console page stat()ed each of its templates again).
+TEMPLATES.env.auto_reload = False
 FLASH_COOKIE = "adesync_flash"
 
 
