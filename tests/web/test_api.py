@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
 
 from adesync.web import accounts
 from adesync.web.roles import Role
@@ -174,6 +175,53 @@ async def test_uploads_over_64_kib_are_refused(web: Web) -> None:
         headers=web.as_role(Role.ADMIN),
     )
     assert_problem(answer, 413, "payload_too_large")
+
+
+async def test_a_created_token_has_its_type_and_url_from_the_start(web: Web) -> None:
+    admin = web.as_role(Role.ADMIN)
+    inserted: list[str] = []
+
+    def remember_insert(_c: object, _cur: object, statement: str, params: Any, *_: Any) -> None:
+        if statement.startswith("INSERT INTO tokens"):
+            inserted.append(repr(params))
+
+    engine = web.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", remember_insert)
+    try:
+        created = await web.client.post(
+            f"{API}/tokens",
+            json={"name": "school", "type": "asm", "dep_url": " http://127.0.0.1:9/ "},
+            headers=admin,
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", remember_insert)
+    assert created.status_code == 201, created.text
+    token = created.json()["token"]
+    assert token["token_type"] == "asm" and token["dep_url"] == "http://127.0.0.1:9"
+    # The row is inserted with them (in the key pair's transaction), not given them later.
+    (params,) = inserted
+    assert "'asm'" in params and "'http://127.0.0.1:9'" in params
+    # Creating it again is a conflict and leaves its type and URL alone.
+    assert_problem(
+        await web.client.post(
+            f"{API}/tokens",
+            json={"name": "school", "type": "abm", "dep_url": "https://example.com"},
+            headers=admin,
+        ),
+        409,
+        "token_exists",
+    )
+    again = (await web.client.get(f"{API}/tokens/school", headers=admin)).json()
+    assert again["token_type"] == "asm" and again["dep_url"] == "http://127.0.0.1:9"
+    # A URL that is not http(s) creates nothing.
+    assert_problem(
+        await web.client.post(
+            f"{API}/tokens", json={"name": "other", "dep_url": "ftp://x"}, headers=admin
+        ),
+        400,
+        "option_invalid",
+    )
+    assert (await web.client.get(f"{API}/tokens/other", headers=admin)).status_code == 404
 
 
 async def test_token_lifecycle_through_the_api(web: Web, simulator: RunningSimulator) -> None:

@@ -84,6 +84,30 @@ async def test_open_redirects_are_refused(web: Web) -> None:
     assert answer.headers["location"] == "/tokens"
 
 
+async def test_a_token_created_in_the_console_has_the_type_and_url_given(web: Web) -> None:
+    token = await sign_in(web)
+    answer = await web.client.post(
+        "/tokens",
+        data={
+            "name": "school",
+            "token_type": "asm",
+            "dep_url": "http://127.0.0.1:9/",
+            "csrf_token": token,
+        },
+    )
+    assert answer.status_code == 303 and answer.headers["location"] == "/tokens/school"
+    admin = web.as_role(Role.ADMIN)
+    stored = (await web.client.get("/api/v1/tokens/school", headers=admin)).json()
+    assert stored["token_type"] == "asm" and stored["dep_url"] == "http://127.0.0.1:9"
+    # A wrong type or URL: one message, nothing created.
+    for field, value in (("token_type", "dep"), ("dep_url", "ftp://x")):
+        refused = await web.client.post(
+            "/tokens", data={"name": "other", field: value, "csrf_token": token}
+        )
+        assert refused.status_code == 303 and refused.headers["location"] == "/tokens"
+        assert (await web.client.get("/api/v1/tokens/other", headers=admin)).status_code == 404
+
+
 async def test_forms_without_the_csrf_token_change_nothing(web: Web) -> None:
     await sign_in(web)
     answer = await web.client.post("/tokens", data={"name": "sneaky", "token_type": "abm"})

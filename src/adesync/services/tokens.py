@@ -248,15 +248,24 @@ def _load_keypair(box: SecretBox, row: TokenRow, slot: Slot) -> KeyPair | None:
 
 
 async def _store_new_pending(
-    db: Database, box: SecretBox, name: str, keypair: KeyPair, *, replace: bool, now: datetime
+    db: Database,
+    box: SecretBox,
+    name: str,
+    keypair: KeyPair,
+    *,
+    replace: bool,
+    now: datetime,
+    dep_url: str,
+    token_type: str,
 ) -> bool:
-    """Store ``keypair`` as the pending key of ``name`` (creating the row); False if another
-    process gave the token a key in the meantime and ``replace`` is off."""
+    """Store ``keypair`` as the pending key of ``name`` (creating the row, with ``dep_url`` and
+    ``token_type``); False if another process gave the token a key in the meantime and
+    ``replace`` is off."""
     async with db.write() as session:
         row = await token_repo.get_token(session, name, for_update=True)
         if row is None:
             token_id = await token_repo.create_token(
-                session, name=name, dep_url=DEFAULT_DEP_URL, token_type=DEFAULT_TOKEN_TYPE, now=now
+                session, name=name, dep_url=dep_url, token_type=token_type, now=now
             )
         elif replace or (row["pending_private_key"] is None and row["active_private_key"] is None):
             token_id = row["id"]
@@ -273,14 +282,22 @@ async def _store_new_pending(
 
 
 async def keypair_certificate(
-    db: Database, box: SecretBox, name: str, *, new: bool = False, now: datetime | None = None
+    db: Database,
+    box: SecretBox,
+    name: str,
+    *,
+    new: bool = False,
+    now: datetime | None = None,
+    dep_url: str = DEFAULT_DEP_URL,
+    token_type: str = DEFAULT_TOKEN_TYPE,
 ) -> KeypairCertificate:
     """The PEM certificate to upload to ABM/ASM for token ``name``.
 
-    A new name gets a pending key pair. An existing token hands out its pending certificate if
-    it has one, else its active one (renewal reuses the key pair); ``new`` makes a fresh pending
-    key pair instead. A certificate within 60 days of its end is re-issued for the same key and
-    remembered beside the earlier ones.
+    A new name gets a pending key pair, in a token created with ``dep_url`` and ``token_type``
+    in the same transaction (an existing token keeps its own). An existing token hands out its
+    pending certificate if it has one, else its active one (renewal reuses the key pair);
+    ``new`` makes a fresh pending key pair instead. A certificate within 60 days of its end is
+    re-issued for the same key and remembered beside the earlier ones.
     """
     check_name(name)
     now = now or utcnow()
@@ -291,7 +308,10 @@ async def keypair_certificate(
     )
     if new or not has_key:
         keypair = generate_keypair(name, now=now)
-        if await _store_new_pending(db, box, name, keypair, replace=new, now=now):
+        stored = await _store_new_pending(
+            db, box, name, keypair, replace=new, now=now, dep_url=dep_url, token_type=token_type
+        )
+        if stored:
             return KeypairCertificate(
                 name=name,
                 certificate_pem=keypair.certificate_pem(),

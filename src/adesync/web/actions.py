@@ -71,10 +71,18 @@ async def _id(state: WebState, name: str) -> int:
 
 
 async def create_token(
-    state: WebState, actor: Actor, name: str
+    state: WebState,
+    actor: Actor,
+    name: str,
+    *,
+    token_type: str = token_service.DEFAULT_TOKEN_TYPE,
+    dep_url: str | None = None,
 ) -> tuple[token_service.TokenDocument, token_service.KeypairCertificate]:
-    """A token waiting for its first ``.p7m``, and the certificate to upload to ABM/ASM."""
+    """A token waiting for its first ``.p7m`` (of ``token_type``, at Apple's ``dep_url`` or the
+    default), and the certificate to upload to ABM/ASM."""
     token_service.check_name(name)
+    token_service.check_token_type(token_type)
+    url = token_service.check_dep_url(dep_url)
     async with state.db.read() as session:
         from sqlalchemy import select
 
@@ -83,7 +91,9 @@ async def create_token(
         exists = (await session.execute(select(tokens.c.id).where(tokens.c.name == name))).first()
     if exists is not None:
         raise token_service.TokenAlreadyAdded(f"A token called {name} already exists.")
-    certificate = await token_service.keypair_certificate(state.db, state.box, name)
+    certificate = await token_service.keypair_certificate(
+        state.db, state.box, name, dep_url=url, token_type=token_type
+    )
     await actor.record(state, "token.create", name)
     return await token_service.get_token_document(state.db, name), certificate
 

@@ -73,19 +73,6 @@ def _certificate(cert: token_service.KeypairCertificate) -> Certificate:
 
 
 # Pending dep_url / type given at creation, applied when the first .p7m arrives.
-async def _remember(request: Request, name: str, body: TokenCreate) -> None:
-    from sqlalchemy import update
-
-    from adesync.store.tables import tokens
-
-    values: dict[str, Any] = {"token_type": body.type}
-    if body.dep_url is not None:
-        values["dep_url"] = token_service.check_dep_url(body.dep_url)
-    async with web_state(request).db.write() as session:
-        await session.execute(update(tokens).where(tokens.c.name == name).values(**values))
-    web_state(request).tokens_changed()
-
-
 @router.get("/tokens", response_model=TokenPage, summary="List tokens")
 async def list_tokens(
     request: Request,
@@ -109,12 +96,13 @@ async def create_token(
     principal: Annotated[Principal, Depends(require(Role.ADMIN))],
 ) -> Any:
     """A token waiting for its first ``.p7m``; answers the certificate to upload to ABM/ASM."""
-    if body.dep_url is not None:
-        token_service.check_dep_url(body.dep_url)
-    state = web_state(request)
-    _, cert = await actions.create_token(state, _actor(request, principal), body.name)
-    await _remember(request, body.name, body)
-    document = await token_service.get_token_document(state.db, body.name)
+    document, cert = await actions.create_token(
+        web_state(request),
+        _actor(request, principal),
+        body.name,
+        token_type=body.type,
+        dep_url=body.dep_url,
+    )
     return {"token": jsonable(document), "certificate": _certificate(cert)}
 
 

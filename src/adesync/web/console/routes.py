@@ -229,26 +229,18 @@ async def create_token(request: Request) -> Response:
     name = str(form.get("name") or "").strip()
     token_type = str(form.get("token_type") or "abm")
     dep_url = str(form.get("dep_url") or "").strip() or None
-    state = web_state(request)
     try:
-        token_service.check_token_type(token_type)
-        if dep_url is not None:
-            token_service.check_dep_url(dep_url)
-        await actions.create_token(state, _actor(request, principal), name)
+        await actions.create_token(
+            web_state(request),
+            _actor(request, principal),
+            name,
+            token_type=token_type,
+            dep_url=dep_url,
+        )
     except AdesyncError as exc:
         response = redirect(request, "/tokens")
         flash(request, response, "error", exc.message)
         return response
-    from sqlalchemy import update
-
-    from adesync.store.tables import tokens
-
-    values: dict[str, Any] = {"token_type": token_type}
-    if dep_url is not None:
-        values["dep_url"] = token_service.check_dep_url(dep_url)
-    async with state.db.write() as session:
-        await session.execute(update(tokens).where(tokens.c.name == name).values(**values))
-    state.tokens_changed()
     response = redirect(request, f"/tokens/{name}")
     flash(request, response, "ok", translator(request)("token.created", name=name))
     return response
