@@ -271,10 +271,13 @@ async def test_no_default_profile(db: Database) -> None:
 async def test_profile_rejected_by_apple_names_field_and_limit(db: Database) -> None:
     token_id = await add_token(
         db,
-        last_error_code="profile_invalid",
-        last_error_status=400,
-        last_error_body='"CONFIG_URL_INVALID"',
-        last_error_at=NOW - timedelta(minutes=5),
+        profile_error_code="profile_invalid",
+        profile_error_body='"CONFIG_URL_INVALID"',
+        profile_error_at=NOW - timedelta(minutes=5),
+        # A later error of another kind leaves the profile's problem standing.
+        last_error_code="apple_unavailable",
+        last_error_status=503,
+        last_error_at=NOW - timedelta(minutes=1),
     )
     finding = (await found(db))["profile_invalid"]
     assert finding.severity is Severity.ERROR
@@ -295,7 +298,9 @@ async def test_profile_rejected_by_apple_names_field_and_limit(db: Database) -> 
 async def test_profile_rejection_variants(
     db: Database, body: str, variant: str, field: str
 ) -> None:
-    await add_token(db, last_error_code="profile_invalid", last_error_body=body, last_error_at=NOW)
+    await add_token(
+        db, profile_error_code="profile_invalid", profile_error_body=body, profile_error_at=NOW
+    )
     finding = (await found(db))["profile_invalid"]
     assert (finding.variant, finding.data["field"]) == (variant, field)
 
@@ -311,7 +316,11 @@ async def test_a_stored_profile_that_breaks_apples_limits(db: Database) -> None:
 
 async def test_profile_not_found_clears_after_a_successful_assignment(db: Database) -> None:
     token_id = await add_token(
-        db, last_error_code="profile_not_found", last_error_at=NOW - timedelta(minutes=5)
+        db,
+        profile_error_code="profile_not_found",
+        profile_error_at=NOW - timedelta(minutes=5),
+        last_error_code="apple_throttled",
+        last_error_at=NOW - timedelta(minutes=1),
     )
     finding = (await found(db))["profile_not_found"]
     assert finding.data["profile_uuid"] == "PROFILE1"

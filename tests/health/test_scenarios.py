@@ -272,6 +272,23 @@ def test_profile_not_found_for_new_devices(world: World) -> None:
     world.expect_healthy()
 
 
+def test_a_profile_problem_outlives_a_later_outage(world: World) -> None:
+    """A later error of another kind (here an outage) does not hide the profile problem: both
+    are reported while both last, and the profile one until a profile is defined."""
+    server_uuid = world.healthy_token()
+    world.sim.add_devices(server_uuid, 2)
+    world.sim.set_faults(scripts={"assign_profile": [{"response": "not_found"}]})
+    assert world.sync()["outcome"] == "ok"
+    world.sim.set_faults(outage={"mode": "503"})
+    assert world.sync()["error_code"] == "apple_unavailable"
+    assert {"profile_not_found", "apple_unavailable"} <= set(world.findings())
+    world.sim.clear_faults()
+    assert world.sync()["outcome"] == "ok"
+    world.expect("profile_not_found", "error", 2)
+    assert world.define_default().code == 0
+    world.expect_healthy()
+
+
 def test_clock_offset(world: World) -> None:
     world.healthy_token()
     world.sim.configure(clock_offset_seconds=900)

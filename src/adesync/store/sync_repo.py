@@ -496,10 +496,7 @@ class SyncRepo:
             "access_denied": code == "access_denied",
         }
         values: dict[str, Any] = {
-            "last_error_code": code,
-            "last_error_status": status,
-            "last_error_body": body[:1024],
-            "last_error_at": now,
+            **_error_values(code, status, body, now),
             "consecutive_failures": tokens.c.consecutive_failures + 1,
             "failing_since": func.coalesce(tokens.c.failing_since, now),
             "throttled_until": throttled_until,
@@ -528,14 +525,25 @@ class SyncRepo:
             await session.execute(
                 update(tokens)
                 .where(tokens.c.id == token_id)
-                .values(
-                    last_error_code=code,
-                    last_error_status=status,
-                    last_error_body=body[:1024],
-                    last_error_at=now,
-                    updated_at=now,
-                )
+                .values(**_error_values(code, status, body, now), updated_at=now)
             )
+
+
+# The errors the profile findings are about: kept apart from the last error (of any kind).
+PROFILE_ERROR_CODES = ("profile_invalid", "profile_not_found")
+
+
+def _error_values(code: str, status: int | None, body: str, now: datetime) -> dict[str, Any]:
+    """The token columns an error of Apple's (or the network's) sets."""
+    values: dict[str, Any] = {
+        "last_error_code": code,
+        "last_error_status": status,
+        "last_error_body": body[:1024],
+        "last_error_at": now,
+    }
+    if code in PROFILE_ERROR_CODES:
+        values.update(profile_error_code=code, profile_error_body=body[:1024], profile_error_at=now)
+    return values
 
 
 async def mark_interrupted_runs(db: Database, now: datetime) -> int:

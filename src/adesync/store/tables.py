@@ -95,6 +95,11 @@ tokens = Table(
     Column("last_error_status", Integer, nullable=True),
     Column("last_error_body", Text, nullable=True),
     Column("last_error_at", UTCDateTime, nullable=True),
+    # The last profile error (profile_invalid, profile_not_found), kept when later errors of
+    # other kinds replace the last error: the profile findings read it.
+    Column("profile_error_code", String(64), nullable=True),
+    Column("profile_error_body", Text, nullable=True),
+    Column("profile_error_at", UTCDateTime, nullable=True),
     Column("consecutive_failures", Integer, nullable=False, server_default="0"),
     Column("failing_since", UTCDateTime, nullable=True),
     Column("throttled_until", UTCDateTime, nullable=True),

@@ -39,6 +39,9 @@ class TokenFacts:
     last_error_status: int | None
     last_error_body: str | None
     last_error_at: datetime | None
+    profile_error_code: str | None
+    profile_error_body: str | None
+    profile_error_at: datetime | None
     consecutive_failures: int
     failing_since: datetime | None
     throttled_until: datetime | None

@@ -151,18 +151,18 @@ async def profile_invalid(ctx: RuleContext) -> list[Finding]:
     for token in ctx.tokens:
         last_defined = defined.get(token.id)
         rejected = (
-            token.last_error_code == "profile_invalid"
-            and token.last_error_at is not None
-            and (last_defined is None or last_defined < token.last_error_at)
+            token.profile_error_code == "profile_invalid"
+            and token.profile_error_at is not None
+            and (last_defined is None or last_defined < token.profile_error_at)
         )
         if rejected:
-            problem = problem_for_apple_code(token.last_error_body or "")
+            problem = problem_for_apple_code(token.profile_error_body or "")
             variant = None if problem.kind == "length" else problem.kind
             found.append(
                 ctx.finding(
                     token,
                     variant=variant,
-                    rejected_at=stamp(token.last_error_at),
+                    rejected_at=stamp(token.profile_error_at),
                     **_problem_data(problem),
                 )
             )
@@ -208,7 +208,7 @@ async def profile_not_found(ctx: RuleContext) -> list[Finding]:
     """Apple answered 404 for a profile in use, and since then no profile was defined and no
     assignment succeeded."""
     suspects: list[TokenFacts] = [
-        t for t in ctx.tokens if t.last_error_code == "profile_not_found" and t.last_error_at
+        t for t in ctx.tokens if t.profile_error_code == "profile_not_found" and t.profile_error_at
     ]
     if not suspects:
         return []
@@ -217,16 +217,16 @@ async def profile_not_found(ctx: RuleContext) -> list[Finding]:
     defined = await _latest_definition(ctx, ids)
     found = []
     for token in suspects:
-        assert token.last_error_at is not None
+        assert token.profile_error_at is not None
         later = [when for when in (succeeded.get(token.id), defined.get(token.id)) if when]
-        if any(when > token.last_error_at for when in later):
+        if any(when > token.profile_error_at for when in later):
             continue
         found.append(
             ctx.finding(
                 token,
                 variant=None if token.default_profile_uuid else "unknown",
                 profile_uuid=token.default_profile_uuid,
-                missing_at=stamp(token.last_error_at),
+                missing_at=stamp(token.profile_error_at),
             )
         )
     return found
