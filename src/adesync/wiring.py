@@ -64,13 +64,15 @@ def _install_enrollment() -> None:
 
 def _install_health_and_notify() -> None:
     """Health evaluates after each token's sync and every period; notify queues reminders and
-    device events, delivers the outbox, counts runs (transitions: :func:`install_evaluation`)."""
+    device events, delivers the outbox, counts runs and calls to Apple (transitions:
+    :func:`install_evaluation`)."""
     from adesync.health import jobs as health_jobs
     from adesync.notify import jobs as notify_jobs
     from adesync.sync import hooks
 
     hooks.AFTER_TOKEN_SYNC.append(health_jobs.evaluate_after_sync)
     hooks.AFTER_TOKEN_SYNC.append(notify_jobs.count_run)
+    hooks.ON_APPLE_ANSWER.append(notify_jobs.count_apple_answer)
     # In this order each period: evaluate, remind, then deliver what the two queued.
     hooks.PERIODIC.append((health_jobs.PERIODIC_LEASE, health_jobs.evaluate_everything))
     hooks.PERIODIC.append((notify_jobs.REMINDER_LEASE, notify_jobs.remind_job))

@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from adesync.health import evaluate
 from adesync.health.transitions import log
 from adesync.notify import metrics
+from adesync.notify.jobs import count_apple_answer
 from adesync.notify.logs import JsonLineFormatter
 from adesync.notify.metrics import (
     REGISTRY,
@@ -90,21 +91,37 @@ async def test_metrics_on_their_own_port(db: Database) -> None:
         await server.aclose()
 
 
-async def test_sync_runs_and_apple_answers_are_counted_once(db: Database) -> None:
+def value(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_sync_runs_are_counted_once(db: Database) -> None:
     # Test databases restart their ids; forget runs counted by earlier tests in this process.
     metrics._counted_runs.clear()
     token_id = await add_token(db)
     await add_run(db, token_id, outcome="error", error_code="terms_not_accepted")
-
-    def value(name: str, **labels: str) -> float:
-        return REGISTRY.get_sample_value(name, labels) or 0.0
-
     runs = value("adesync_sync_runs_total", outcome="error")
-    answers = value("adesync_apple_calls_total", code="terms_not_accepted")
+    answers = value("adesync_apple_calls_total", endpoint="/account", code="terms_not_accepted")
     await count_sync_run(db, token_id)
     await count_sync_run(db, token_id)  # a check after the same run counts nothing new
     assert value("adesync_sync_runs_total", outcome="error") == runs + 1
-    assert value("adesync_apple_calls_total", code="terms_not_accepted") == answers + 1
+    # The calls are counted as they are made (below), not again from the run.
+    assert (
+        value("adesync_apple_calls_total", endpoint="/account", code="terms_not_accepted")
+        == answers
+    )
+
+
+def test_wired_processes_count_every_call_to_apple_by_path_and_outcome() -> None:
+    from adesync.sync import hooks
+    from adesync.wiring import install
+
+    install()
+    assert any(o is count_apple_answer for o in hooks.ON_APPLE_ANSWER)
+    before = value("adesync_apple_calls_total", endpoint="/devices/sync", code="apple_throttled")
+    hooks.apple_answered("/devices/sync", "apple_throttled")
+    after = value("adesync_apple_calls_total", endpoint="/devices/sync", code="apple_throttled")
+    assert after == before + 1
 
 
 async def test_transitions_are_logged_as_json_lines(db: Database) -> None:

@@ -14,6 +14,7 @@ from adesync.store.database import Database
 from adesync.store.tables import tokens
 from adesync.store.tables_sync import assignments, sync_runs
 from adesync.store.types import utcnow
+from adesync.sync import hooks
 from adesync.sync.clients import client_factory
 from adesync.sync.profiles import ProfileService
 from adesync.sync.service import SyncService
@@ -93,6 +94,37 @@ async def test_full_fetch_then_incremental_sync_mirrors_the_simulator(
     # Nothing changed: a sync with no devices, and the cursor stays usable.
     third = await sync.sync_now(token_id, force=True)
     assert (third.outcome, third.added, third.modified, third.deleted) == ("ok", 0, 0, 0)
+
+
+async def test_every_attempt_at_a_call_is_told_to_the_apple_answer_observers(
+    db: Database, home: Home, simulator: RunningSimulator
+) -> None:
+    server = simulator.create_server("Main", devices=3)
+    token_id = await add(db, home, simulator, server, "main")
+    told: list[tuple[str, str]] = []
+
+    def observe(endpoint: str, code: str) -> None:
+        told.append((endpoint, code))
+
+    hooks.ON_APPLE_ANSWER.append(observe)
+    try:
+        simulator.admin.expire_sessions()
+        sync = service(db, home)
+        assert (await sync.sync_now(token_id, force=True)).outcome == "ok"
+        assert ("/session", "ok") in told
+        assert ("/server/devices", "ok") in told
+        assert all(code == "ok" for _, code in told)
+        told.clear()
+        simulator.admin.faults(outage={"mode": "503"})
+        report = await sync.sync_now(token_id, force=True)
+        assert (report.outcome, report.error_code) == ("error", "apple_unavailable")
+        # The client's four attempts at the call, each answered 503.
+        failed = [answer for answer in told if answer[1] != "ok"]
+        assert len(failed) == 4 and len(set(failed)) == 1
+        assert failed[0][1] == "apple_unavailable"
+    finally:
+        hooks.ON_APPLE_ANSWER.remove(observe)
+        simulator.admin.clear_faults()
 
 
 async def test_a_move_reported_as_modified_counts_as_added(

@@ -10,6 +10,7 @@ from adesync.apple.auth import OAuthCredentials, SessionCache
 from adesync.apple.client import (
     DEFAULT_BASE_URL,
     DEFAULT_PROTOCOL_VERSION,
+    AnswerObserver,
     AppleClient,
     DevicePager,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "AccountDetail",
     "AccountURL",
     "ActivationLockResponse",
+    "AnswerObserver",
     "AppleClient",
     "AppleError",
     "AppleThrottled",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -97,8 +97,10 @@ class SessionAuth(httpx.Auth):
         *,
         base_url: str,
         cache: SessionCache,
+        on_login: Callable[[], None] | None = None,
     ) -> None:
         self._credentials = credentials
+        self._on_login = on_login
         self._session_url = base_url.rstrip("/") + SESSION_PATH
         self._base_path = httpx.URL(base_url).path.rstrip("/")
         self._cache = cache
@@ -188,6 +190,8 @@ class SessionAuth(httpx.Auth):
             )
         self._cache.set(self.key, session)
         self._cache.logins += 1
+        if self._on_login is not None:
+            self._on_login()
         return session
 
     def _adopt_rotation(self, response: httpx.Response) -> None:

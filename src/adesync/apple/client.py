@@ -47,7 +47,17 @@ from adesync.apple.models import (
 )
 from adesync.apple.retry import RetryPolicy, Sleep, parse_http_date, parse_retry_after
 
-__all__ = ["DEFAULT_BASE_URL", "DEFAULT_PROTOCOL_VERSION", "AppleClient", "DevicePager"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_PROTOCOL_VERSION",
+    "AnswerObserver",
+    "AppleClient",
+    "DevicePager",
+]
+
+# Told of every attempt at a call: the Apple path (``/account``, ``/session``) and ``ok`` or
+# the error code it ended with (network failures included, as ``apple_unavailable``).
+AnswerObserver = Callable[[str, str], None]
 
 DEFAULT_BASE_URL = "https://mdmenrollment.apple.com"
 DEFAULT_PROTOCOL_VERSION = 10
@@ -121,7 +131,8 @@ class AppleClient:
     throttling); ``transport`` (any ``httpx.AsyncBaseTransport``, e.g. an ``ASGITransport``
     around the simulator); ``session_cache`` (share one between clients of the same token);
     ``timeout`` (seconds per request); ``sleep`` (awaitable used for every pause, injectable so
-    tests never wait); ``backoff_base``/``backoff_max`` (seconds).
+    tests never wait); ``backoff_base``/``backoff_max`` (seconds); ``on_answer`` (an
+    :data:`AnswerObserver` told of every attempt, for metrics).
 
     ``last_apple_date`` is Apple's ``Date`` header on the latest answer and
     ``clock_skew_seconds`` the local clock minus it, for health checks.
@@ -142,6 +153,7 @@ class AppleClient:
         sleep: Sleep | None = None,
         backoff_base: float = 0.5,
         backoff_max: float = 8.0,
+        on_answer: AnswerObserver | None = None,
     ) -> None:
         url = httpx.URL(base_url)
         if url.scheme not in ("http", "https") or not url.host:
@@ -159,7 +171,13 @@ class AppleClient:
             sleep=sleep or asyncio.sleep,
         )
         self.session_cache = session_cache if session_cache is not None else SessionCache()
-        self._auth = SessionAuth(credentials, base_url=self.base_url, cache=self.session_cache)
+        self._on_answer = on_answer
+        self._auth = SessionAuth(
+            credentials,
+            base_url=self.base_url,
+            cache=self.session_cache,
+            on_login=(lambda: on_answer(SESSION_PATH, "ok")) if on_answer is not None else None,
+        )
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             auth=self._auth,
@@ -374,8 +392,12 @@ class AppleClient:
                 )
             else:
                 if response.is_success:
+                    if self._on_answer is not None:
+                        self._on_answer(endpoint, "ok")
                     return response
                 failure = self._classify(response, endpoint)
+            if self._on_answer is not None:
+                self._on_answer(failure.endpoint or endpoint, failure.code)
             delay = self._retry_delay(failure, attempt, repeatable or not reached_apple)
             if delay is None:
                 raise failure

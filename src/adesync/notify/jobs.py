@@ -207,6 +207,13 @@ async def _deliver_logged(db: Database, settings: NotifySettings) -> Delivered:
         return Delivered()
 
 
+def count_apple_answer(endpoint: str, code: str) -> None:
+    """Count one attempt at a call to Apple in the metrics."""
+    from adesync.notify import metrics
+
+    metrics.record_apple_answer(endpoint, code)
+
+
 async def count_run(db: Database, box: SecretBox, token_ids: Sequence[int]) -> None:
     """Count each token's finished sync run in the metrics (after their syncs)."""
     from adesync.notify import metrics

@@ -10,8 +10,8 @@ process did (each worker exposes its own, Prometheus sums them):
   labels ``token``, ``org``;
 - ``adesync_findings`` (current findings by ``code`` and ``severity``),
   ``adesync_notifications_queued`` (outbox rows by ``channel`` and ``status``);
-- ``adesync_apple_calls_total{code}`` (``ok`` or the error code: the answer that ended each
-  sync run, plus any call reported through :func:`record_apple_answer`),
+- ``adesync_apple_calls_total{endpoint,code}`` (every attempt at a call to Apple by this
+  process: the Apple path and ``ok`` or the error code, through :func:`record_apple_answer`),
   ``adesync_sync_runs_total{outcome}``, ``adesync_notifications_total{channel,result}``.
 
 :func:`metrics_app` is an ASGI app for ``serve`` to mount at ``/metrics``;
@@ -71,9 +71,9 @@ STATE_VALUES = {"healthy": 0, "warning": 1, "error": 2}
 REGISTRY = CollectorRegistry()
 APPLE_CALLS = Counter(
     "adesync_apple_calls",
-    "Answers from Apple's ADE service, by code (ok or the error code); the answer that ended "
-    "each sync run unless the client reports every call through record_apple_answer().",
-    ["code"],
+    "Calls to Apple's ADE service (every attempt, retries too), by Apple path and outcome: ok "
+    "or the error code (apple_unavailable when no answer came).",
+    ["endpoint", "code"],
     registry=REGISTRY,
 )
 SYNC_RUNS = Counter(
@@ -237,9 +237,9 @@ async def render_metrics(db: Database, *, max_age: float = SNAPSHOT_SECONDS) -> 
     return generate_latest(REGISTRY)
 
 
-def record_apple_answer(code: str) -> None:
-    """Count one answer from Apple (``ok`` or the client's error code)."""
-    APPLE_CALLS.labels(code).inc()
+def record_apple_answer(endpoint: str, code: str) -> None:
+    """Count one attempt at a call to Apple (an ``adesync.apple.AnswerObserver``)."""
+    APPLE_CALLS.labels(endpoint, code).inc()
 
 
 # The newest run counted per (database, token), so a check after a sync counts nothing twice.
@@ -247,12 +247,12 @@ _counted_runs: dict[tuple[str, int], int] = {}
 
 
 async def count_sync_run(db: Database, token_id: int) -> None:
-    """Count the token's newest finished sync run (once) by outcome, and the Apple answer
-    that ended it. Registered to run after each token's sync."""
+    """Count the token's newest finished sync run (once) by outcome. Registered to run after
+    each token's sync."""
     async with db.read() as session:
         row = (
             await session.execute(
-                select(sync_runs.c.id, sync_runs.c.outcome, sync_runs.c.error_code)
+                select(sync_runs.c.id, sync_runs.c.outcome)
                 .where(sync_runs.c.token_id == token_id, sync_runs.c.finished_at.is_not(None))
                 .order_by(sync_runs.c.id.desc())
                 .limit(1)
@@ -263,8 +263,6 @@ async def count_sync_run(db: Database, token_id: int) -> None:
         return
     _counted_runs[key] = row.id
     SYNC_RUNS.labels(row.outcome).inc()
-    if row.error_code != "lease_lost":
-        record_apple_answer(row.error_code or "ok")
 
 
 def metrics_app(db: Database | Callable[[], Database]) -> ASGIApp:

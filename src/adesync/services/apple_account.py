@@ -18,6 +18,7 @@ from adesync.apple.retry import Sleep
 from adesync.config import Settings, load_settings
 from adesync.errors import AdesyncError
 from adesync.services.tokens import AccountIdentity, Verify
+from adesync.sync.hooks import apple_answered
 from adesync.tokens import TokenPayload
 
 __all__ = ["AppleCheckFailed", "account_identity", "check_failed", "make_verifier"]
@@ -168,6 +169,7 @@ def make_verifier(
                 transport=transport,
                 session_cache=session_cache,
                 sleep=sleep,
+                on_answer=apple_answered,
             ) as client:
                 account = await client.account()
         except AppleError as error:

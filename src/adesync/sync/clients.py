@@ -12,6 +12,7 @@ import httpx
 from adesync.apple import AppleClient, OAuthCredentials, SessionCache
 from adesync.config import Settings
 from adesync.errors import AdesyncError
+from adesync.sync.hooks import apple_answered
 from adesync.sync.model import OAuthValues
 
 # Sessions are shared by every client of the same token in this process.
@@ -68,6 +69,7 @@ def client_factory(
             transport=transport if transport is not None else _transport(),
             session_cache=SESSIONS,
             sleep=sleep,
+            on_answer=apple_answered,
         )
 
     return make

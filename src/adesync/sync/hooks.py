@@ -27,6 +27,15 @@ PERIODIC: list[tuple[str, Periodic]] = []
 ON_PAGE_COMMITTED: list[OnPageCommitted] = []
 # Columns written with every page's devices (read when a SyncRepo is made).
 DERIVED_DEVICE_COLUMNS: list[DerivedDeviceColumn] = []
+# Told of every attempt at a call to Apple by the clients of stored tokens: the Apple path and
+# ``ok`` or the error code (``adesync.apple.AnswerObserver``).
+ON_APPLE_ANSWER: list[Callable[[str, str], None]] = []
+
+
+def apple_answered(endpoint: str, code: str) -> None:
+    """The ``on_answer`` of the clients adesync makes: tells every ON_APPLE_ANSWER observer."""
+    for observe in ON_APPLE_ANSWER:
+        observe(endpoint, code)
 
 
 def clear() -> None:
@@ -34,3 +43,4 @@ def clear() -> None:
     PERIODIC.clear()
     ON_PAGE_COMMITTED.clear()
     DERIVED_DEVICE_COLUMNS.clear()
+    ON_APPLE_ANSWER.clear()
