@@ -5,6 +5,7 @@ from __future__ import annotations
 from adesync.apple import AppleError
 from adesync.config import Settings
 from adesync.errors import AdesyncError
+from adesync.services.apple_account import account_identity
 from adesync.services.tokens import AccountIdentity, Verify
 from adesync.sync.clients import client_factory
 from adesync.sync.model import OAuthValues
@@ -36,20 +37,6 @@ def account_verifier(settings: Settings) -> Verify:
                     f"Apple refused this token, so nothing was stored: {error}".rstrip(".") + ".",
                     code=error.code,
                 ) from None
-        if not account.server_uuid:
-            raise TokenRefused("Apple's answer names no MDM server; nothing was stored.")
-        return AccountIdentity(
-            server_uuid=account.server_uuid,
-            server_name=account.server_name,
-            org_name=account.org_name,
-            org_email=account.org_email,
-            org_phone=account.org_phone,
-            org_address=account.org_address,
-            org_id=account.org_id,
-            org_id_hash=account.org_id_hash,
-            org_type=account.org_type,
-            org_version=account.org_version,
-            admin_id=account.admin,
-        )
+        return account_identity(account, dep_url)
 
     return verify
