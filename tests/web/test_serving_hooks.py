@@ -1,4 +1,5 @@
-"""A serve process (one worker or each of N) freezes its start-up objects once it has started."""
+"""A serve process (one worker or each of N) compiles the console's templates and freezes its
+start-up objects once it has started."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from adesync.store.database import Database
 from adesync.store.keycheck import adopt_key
 from adesync.store.secrets import SecretBox
 from adesync.web.app import create_app
+from adesync.web.console.render import TEMPLATES
 from adesync.web.runner import serving_hooks
 
 
@@ -35,8 +37,13 @@ async def test_start_up_objects_are_frozen_once_the_app_has_started(
         Settings(home=tmp_path / "home"), db=db, box=box, on_start=serving_hooks(scheduler)
     )
     assert gc.get_freeze_count() == 0
+    cache = TEMPLATES.env.cache
+    assert cache is not None
+    cache.clear()
     async with LifespanManager(app):
         assert gc.get_freeze_count() > 0
+        compiled = {template.name for template in cache.values()}
+        assert compiled == set(TEMPLATES.env.list_templates())
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://testserver"
         ) as client:

@@ -18,6 +18,7 @@ from adesync.web.app import Hook
 from adesync.web.state import WebState
 
 __all__ = [
+    "compile_hook",
     "freeze_hook",
     "scheduler_hook",
     "serve_app",
@@ -50,6 +51,18 @@ def scheduler_hook(concurrency: int = 4) -> Hook:
     return start
 
 
+def compile_hook() -> Hook:
+    """A start hook that compiles the console's templates before the first page is asked for
+    (and before the freeze, which then keeps them out of collections too)."""
+
+    async def compile_now(_state: WebState) -> None:
+        from adesync.web.console.render import compile_templates
+
+        compile_templates()
+
+    return compile_now
+
+
 def freeze_hook() -> Hook:
     """The last start hook of a serving process: what start-up built (modules, routes, models,
     catalogues, the scheduler) is kept out of garbage collection from then on, so that the full
@@ -63,9 +76,10 @@ def freeze_hook() -> Hook:
 
 
 def serving_hooks(scheduler_concurrency: int) -> list[Hook]:
-    """The start hooks of a ``serve`` process: its scheduler (none if 0), then the freeze."""
+    """The start hooks of a ``serve`` process: its scheduler (none if 0), the templates'
+    compilation, then the freeze."""
     scheduler = [scheduler_hook(scheduler_concurrency)] if scheduler_concurrency > 0 else []
-    return [*scheduler, freeze_hook()]
+    return [*scheduler, compile_hook(), freeze_hook()]
 
 
 def serve_app(app: FastAPI, listener: socket.socket, log_level: str = "info") -> None:

@@ -18,12 +18,29 @@ from adesync.web.health_view import alert_tokens
 from adesync.web.i18n import LANGUAGE_NAMES, LANGUAGES, Translator, pick_language
 from adesync.web.state import web_state
 
-__all__ = ["TEMPLATES", "days_left", "flash", "local_path", "redirect", "render", "translator"]
+__all__ = [
+    "TEMPLATES",
+    "compile_templates",
+    "days_left",
+    "flash",
+    "local_path",
+    "redirect",
+    "render",
+    "translator",
+]
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templates"))
 # The templates ship with the package: compiled once, not looked at on disk for every render
 # (a console page stat()ed each of its templates again).
 TEMPLATES.env.auto_reload = False
+
+
+def compile_templates() -> None:
+    """Compile every console template now (about 0.1 s), not in a visitor's first requests."""
+    for name in TEMPLATES.env.list_templates():
+        TEMPLATES.env.get_template(name)
+
+
 FLASH_COOKIE = "adesync_flash"
 
 
