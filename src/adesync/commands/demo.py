@@ -25,7 +25,7 @@ def demo(
     from adesync.simulator import Simulator, run_in_thread
     from adesync.web.app import create_app
     from adesync.web.demo import add_stub_endpoint, prepare_home, seed
-    from adesync.web.runner import scheduler_hook
+    from adesync.web.runner import serving_hooks
 
     folder = home.expanduser().resolve() if home else Path(tempfile.mkdtemp(prefix="adesync-demo-"))
     prepare_home(folder)
@@ -52,7 +52,7 @@ def demo(
                 f"{token['state'] or 'not evaluated'}{reason}",
                 highlight=False,
             )
-        app = create_app(settings, on_start=[scheduler_hook(2)])
+        app = create_app(settings, on_start=serving_hooks(2))
         add_stub_endpoint(app)
         out.print(f"\nadesync demo console: {console_url}/login", highlight=False)
         out.print(f"sign in as: admin / {setup.password}", highlight=False, markup=False)

@@ -104,6 +104,12 @@ class SharedReads:
         # After end(), reads are the task's own again.
         self.ended = False
 
+    async def release(self) -> None:
+        """End the shared transaction unless a read uses it (its connection goes back to the
+        pool; the next read begins afresh)."""
+        if self.session is not None and not self.busy:
+            await self.session.rollback()
+
     async def end(self) -> None:
         """End the shared transaction and give its connection back to the pool; later reads
         of the task each open their own."""
@@ -216,11 +222,11 @@ class Database:
             await shared.end()
 
     async def _end_shared_read(self) -> None:
-        """End the task's shared read transaction, if it has one not in use (its connection
-        goes back to the pool; the next read begins afresh)."""
+        """Release the task's shared read transaction, if it has one (before and after a
+        write)."""
         shared = self._shared.get()
-        if shared is not None and shared.session is not None and not shared.busy:
-            await shared.session.rollback()
+        if shared is not None:
+            await shared.release()
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
