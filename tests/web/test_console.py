@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import event, update
@@ -272,6 +273,36 @@ async def _tokens_in_states(web: Web, states: dict[str, str | None]) -> None:
                 for name, state in states.items()
             ],
         )
+
+
+async def test_token_page_and_list_show_expiry_alike(web: Web) -> None:
+    now = utcnow()
+    expiries = {"soon": now + timedelta(days=10, hours=1), "gone": now - timedelta(days=3, hours=1)}
+    async with web.db.write() as session:
+        await session.execute(
+            tokens.insert(),
+            [
+                {
+                    "name": name,
+                    "dep_url": "http://127.0.0.1:9",
+                    "oauth_credentials": web.box.seal_text("{}"),
+                    "access_token_expiry": expiry,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for name, expiry in expiries.items()
+            ],
+        )
+    await sign_in(web)
+    listing = (await web.client.get("/tokens")).text
+    for name, cell in (
+        ("soon", '<span class="days warning">11 days left</span>'),
+        ("gone", '<span class="days error">expired 3 days ago</span>'),
+    ):
+        page = (await web.client.get(f"/tokens/{name}")).text
+        assert cell in page, name
+        row = listing[listing.index(f'data-token="{name}"') :]
+        assert cell in row[: row.index("</tr>")], name
 
 
 async def test_alert_names_the_first_five_tokens_in_error_and_links_to_the_rest(

@@ -13,7 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from adesync.web.auth import CSRF_COOKIE, LANG_COOKIE, Principal, current_principal
-from adesync.web.console.views import alert_banner, days_left
+from adesync.web.console.views import alert_banner, days_left, expiry_cell
 from adesync.web.health_view import alert_tokens
 from adesync.web.i18n import LANGUAGE_NAMES, LANGUAGES, Translator, pick_language
 from adesync.web.state import web_state
@@ -33,6 +33,8 @@ TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templa
 # The templates ship with the package: compiled once, not looked at on disk for every render
 # (a console page stat()ed each of its templates again).
 TEMPLATES.env.auto_reload = False
+# For macros.html, whose macros do not see a page's context.
+TEMPLATES.env.globals["expiry_cell"] = expiry_cell
 
 
 def compile_templates() -> None:

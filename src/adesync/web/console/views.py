@@ -14,7 +14,15 @@ from markupsafe import Markup
 from adesync.web.charts import ExpiryBar
 from adesync.web.i18n import Translator
 
-__all__ = ["Alert", "AlertLine", "TokenRow", "alert_banner", "days_left", "token_list"]
+__all__ = [
+    "Alert",
+    "AlertLine",
+    "TokenRow",
+    "alert_banner",
+    "days_left",
+    "expiry_cell",
+    "token_list",
+]
 
 
 def days_left(value: datetime | None, now: datetime | None = None) -> int | None:
@@ -70,12 +78,18 @@ class _Labels:
         return self._cache[key]
 
     def expiry(self, days: int | None) -> tuple[str, str]:
-        """CSS class and text of the expiry cell."""
-        if days is None:
-            return "muted", "—"
-        if days < 0:
-            return "error", self.t("expiry.expired", days=-days)
-        return "warning" if days <= 30 else "ok", self.t("expiry.days_left", days=days)
+        return expiry_cell(self.t, days)
+
+
+def expiry_cell(t: Translator, days: int | None) -> tuple[str, str]:
+    """CSS class and text of a token's expiry, ``days`` from ``days_left``: ``muted`` (none),
+    ``error`` (expired), ``warning`` (30 days or fewer) or ``ok``. The token list and the token
+    page (``macros.html``) both show it."""
+    if days is None:
+        return "muted", "—"
+    if days < 0:
+        return "error", t("expiry.expired", days=-days)
+    return "warning" if days <= 30 else "ok", t("expiry.days_left", days=days)
 
 
 def _token_row(item: dict[str, Any], waiting: bool, days: int | None, words: _Labels) -> TokenRow:
