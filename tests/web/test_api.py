@@ -213,14 +213,15 @@ async def test_a_created_token_has_its_type_and_url_from_the_start(web: Web) -> 
     )
     again = (await web.client.get(f"{API}/tokens/school", headers=admin)).json()
     assert again["token_type"] == "asm" and again["dep_url"] == "http://127.0.0.1:9"
-    # A URL that is not http(s) creates nothing.
-    assert_problem(
+    # A URL that is not http(s) creates nothing; the sentence names the body's field.
+    refused = assert_problem(
         await web.client.post(
             f"{API}/tokens", json={"name": "other", "dep_url": "ftp://x"}, headers=admin
         ),
         400,
         "option_invalid",
     )
+    assert refused["detail"].startswith("dep_url 'ftp://x' is not an http(s) URL")
     assert (await web.client.get(f"{API}/tokens/other", headers=admin)).status_code == 404
 
 

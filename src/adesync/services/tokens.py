@@ -211,18 +211,20 @@ def check_name(name: str) -> str:
     return name
 
 
-def check_dep_url(url: str | None) -> str:
+def check_dep_url(url: str | None, field: str = "--dep-url") -> str:
+    """``url`` normalised (Apple's default if None); ``field`` names it in the error (the CLI
+    option, or the API and form field)."""
     if url is None:
         return DEFAULT_DEP_URL
     parts = urlsplit(url.strip())
     if parts.scheme not in ("https", "http") or not parts.hostname or len(url) > 500:
-        raise OptionInvalid(f"--dep-url {url!r} is not an http(s) URL such as {DEFAULT_DEP_URL}.")
+        raise OptionInvalid(f"{field} {url!r} is not an http(s) URL such as {DEFAULT_DEP_URL}.")
     return url.strip().rstrip("/")
 
 
-def check_token_type(token_type: str | None) -> str | None:
+def check_token_type(token_type: str | None, field: str = "--type") -> str | None:
     if token_type is not None and token_type not in TOKEN_TYPES:
-        raise OptionInvalid(f"--type {token_type!r} is not one of: abm, asm.")
+        raise OptionInvalid(f"{field} {token_type!r} is not one of: abm, asm.")
     return token_type
 
 

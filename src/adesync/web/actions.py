@@ -81,8 +81,9 @@ async def create_token(
     """A token waiting for its first ``.p7m`` (of ``token_type``, at Apple's ``dep_url`` or the
     default), and the certificate to upload to ABM/ASM."""
     token_service.check_name(name)
-    token_service.check_token_type(token_type)
-    url = token_service.check_dep_url(dep_url)
+    # Named as the API's body and the console's form name them, not as the CLI's options.
+    token_service.check_token_type(token_type, field="type")
+    url = token_service.check_dep_url(dep_url, field="dep_url")
     async with state.db.read() as session:
         from sqlalchemy import select
 
