@@ -98,7 +98,9 @@ def run_cli(argv: list[str] | None = None) -> int:
     except AdesyncError as exc:
         if _debug["on"]:
             traceback.print_exc()
-        err.print(f"[bold red]error:[/bold red] {escape(exc.message)}", highlight=False)
+        from adesync.commands.wording import cli_words
+
+        err.print(f"[bold red]error:[/bold red] {escape(cli_words(exc))}", highlight=False)
         return exc.exit_code
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 
 class AdesyncError(Exception):
     """An expected failure: its message is one clear sentence for the person at the keyboard.
@@ -14,10 +17,15 @@ class AdesyncError(Exception):
     exit_code: int = 1
     http_status: int = 400
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, data: Mapping[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         if code is not None:
             self.code = code
+        self.data: dict[str, Any] = dict(data or {})
+        """What a door needs to word this error its own way (a token name, a field, Apple's
+        code); the message itself names no command, flag or button."""
 
     @property
     def message(self) -> str:

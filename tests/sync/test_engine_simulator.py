@@ -16,7 +16,7 @@ from adesync.store.tables_sync import assignments, sync_runs
 from adesync.store.types import utcnow
 from adesync.sync import hooks
 from adesync.sync.clients import client_factory
-from adesync.sync.profiles import ProfileService
+from adesync.services.profiles import ProfileService
 from adesync.sync.service import SyncService
 from tests.conftest import Home
 from tests.sim_fixtures import RunningSimulator, SimServer, sim_keypair, simulator

@@ -38,7 +38,7 @@ def devices_list(
     check_enrollment_state(enrollment_state)
     if profile_status is not None and profile_status not in PROFILE_STATUSES:
         raise OptionInvalid(
-            f"--profile-status {profile_status!r} is not one of {', '.join(PROFILE_STATUSES)}."
+            "--profile-status", profile_status, f"one of {', '.join(PROFILE_STATUSES)}"
         )
 
     async def go() -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""``adesync profiles define|list|assign|set-default``."""
+"""``adesync profiles define|list|assign|set-default|remove``: the profile services, worded for
+the command line."""
 
 from __future__ import annotations
 
@@ -9,10 +10,15 @@ import typer
 from rich.table import Table
 
 from adesync.commands.common import iso, out, print_json, run
+from adesync.config import Settings
 from adesync.errors import AdesyncError
 from adesync.runtime import open_runtime
-from adesync.sync.profiles import ProfileRecord, ProfileService, parse_profile_file
+from adesync.services.profiles import ProfileRecord, ProfileService, RemoveResult
+from adesync.store.database import Database
+from adesync.store.secrets import SecretBox
+from adesync.sync.profiles import parse_profile_file
 from adesync.sync.service import SyncService
+from adesync.wiring import install_evaluation
 
 profiles_app = typer.Typer(help="ADE enrollment profiles.", no_args_is_help=True)
 
@@ -30,6 +36,20 @@ def _read(path: Path) -> str:
         raise AdesyncError(f"{path} is not UTF-8 text.") from None
 
 
+def _service(db: Database, box: SecretBox, settings: Settings) -> ProfileService:
+    # A change re-evaluates the token's health: its transitions go to the notify outbox.
+    install_evaluation()
+    return ProfileService(SyncService(db, box, settings))
+
+
+def _serials(serials: str) -> list[str]:
+    text = sys.stdin.read() if serials == "-" else _read(Path(serials))
+    wanted = [s.strip() for s in text.replace(",", "\n").splitlines() if s.strip()]
+    if not wanted:
+        raise AdesyncError("No serial numbers given.")
+    return wanted
+
+
 @profiles_app.command("define")
 def define(
     token: str = typer.Option(..., "--token", help="The token whose MDM server gets it."),
@@ -41,7 +61,7 @@ def define(
 
     async def go() -> tuple[ProfileRecord, int]:
         async with open_runtime() as rt:
-            service = ProfileService(SyncService(rt.db, rt.box, rt.settings))
+            service = _service(rt.db, rt.box, rt.settings)
             return await service.define(token, definition, default=default)
 
     record, assigned = run(go())
@@ -87,14 +107,11 @@ def assign(
     serials: str = typer.Option(..., "--serials", help="File of serial numbers, or - for stdin."),
 ) -> None:
     """Assign a profile to the listed serial numbers (one per line or comma-separated)."""
-    text = sys.stdin.read() if serials == "-" else _read(Path(serials))
-    wanted = [s.strip() for s in text.replace(",", "\n").splitlines() if s.strip()]
-    if not wanted:
-        raise AdesyncError("No serial numbers given.")
+    wanted = _serials(serials)
 
     async def go() -> int:
         async with open_runtime() as rt:
-            service = ProfileService(SyncService(rt.db, rt.box, rt.settings))
+            service = _service(rt.db, rt.box, rt.settings)
             return await service.assign(token, profile, wanted)
 
     accepted = run(go())
@@ -112,8 +129,27 @@ def set_default(
 
     async def go() -> int:
         async with open_runtime() as rt:
-            service = ProfileService(SyncService(rt.db, rt.box, rt.settings))
+            service = _service(rt.db, rt.box, rt.settings)
             return await service.set_default(token, profile)
 
     assigned = run(go())
     out.print(f"Default profile of {token} is {profile}; Apple accepted {assigned} device(s).")
+
+
+@profiles_app.command("remove")
+def remove(
+    token: str = typer.Option(..., "--token"),
+    serials: str = typer.Option(..., "--serials", help="File of serial numbers, or - for stdin."),
+) -> None:
+    """Remove the profile from the listed serial numbers at Apple."""
+    wanted = _serials(serials)
+
+    async def go() -> RemoveResult:
+        async with open_runtime() as rt:
+            return await _service(rt.db, rt.box, rt.settings).remove(token, wanted)
+
+    result = run(go())
+    out.print(f"Apple removed the profile from {result.removed} of {len(wanted)} serial number(s).")
+    for serial, status in sorted(result.devices.items()):
+        if status != "SUCCESS":
+            out.print(f"{serial}: {status}", highlight=False)

@@ -11,7 +11,8 @@ import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from adesync.commands.common import err, out, print_json, run
+from adesync.commands.common import err, iso, out, print_json, run
+from adesync.commands.wording import skip_hint
 from adesync.errors import AdesyncError
 from adesync.longlived import freeze_startup_objects
 from adesync.runtime import open_runtime
@@ -95,7 +96,18 @@ def _summary(reports: list[SyncReport]) -> None:
     out.print(table)
     for r in reports:
         if r.message:
-            err.print(f"{r.token}: {r.message}", highlight=False, markup=False)
+            err.print(f"{r.token}: {_worded(r)}", highlight=False, markup=False)
+
+
+def _worded(report: SyncReport) -> str:
+    """The report's message with, for a skipped sync, when it may run and how to run it now."""
+    text = (report.message or "").rstrip(".")
+    if report.outcome != "skipped":
+        return f"{text}."
+    if report.next_allowed_at is not None:
+        text += f" (it may run again at {iso(report.next_allowed_at)})"
+    hint = skip_hint(report.error_code)
+    return f"{text}; {hint}." if hint else f"{text}."
 
 
 def worker(

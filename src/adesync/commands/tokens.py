@@ -19,9 +19,10 @@ from adesync.errors import AdesyncError
 from adesync.runtime import Runtime, open_runtime
 from adesync.services import tokens as service
 from adesync.tokens import MAX_TOKEN_FILE_BYTES
+from adesync.wiring import install_evaluation
 
 tokens_app = typer.Typer(
-    help="Server tokens from ABM/ASM: key pair, add, renew, list, show, delete.",
+    help="Server tokens from ABM/ASM: key pair, add, renew, check, list, show, delete.",
     no_args_is_help=True,
 )
 
@@ -44,6 +45,9 @@ def verifier(settings: Settings) -> service.Verify | None:
 
 
 def _with_runtime(use: Callable[[Runtime], Awaitable[T]]) -> T:
+    # Actions re-evaluate the token's health: its transitions go to the notify outbox.
+    install_evaluation()
+
     async def go() -> T:
         async with open_runtime() as rt:
             return await use(rt)
@@ -185,6 +189,31 @@ def renew(
         )
     )
     _report_stored(result, "Renewed")
+
+
+@tokens_app.command("check")
+def check(name: str = typer.Argument(..., help="The token to check with Apple.")) -> None:
+    """Prove NAME with Apple now (/session + /account) and re-evaluate its health."""
+    from adesync.services.lifecycle import CheckOutcome, check_token
+    from adesync.sync.service import SyncService
+
+    result = _with_runtime(lambda rt: check_token(SyncService(rt.db, rt.box, rt.settings), name))
+    if result.outcome is CheckOutcome.OK:
+        out.print(f"Apple accepted token {escape(name)}.", highlight=False)
+        return
+    if result.outcome is CheckOutcome.SKIPPED:
+        err.print(
+            f"{escape(result.message or '')} Apple was not called; it may be called again at "
+            f"{iso(result.next_allowed_at)}.",
+            highlight=False,
+        )
+        return
+    err.print(
+        f"[bold red]{escape(result.error_code or 'error')}:[/bold red] "
+        f"{escape(result.message or '')}",
+        highlight=False,
+    )
+    raise typer.Exit(1)
 
 
 @tokens_app.command("list")

@@ -37,8 +37,12 @@ class AppleCheckFailed(AdesyncError):
     code = "apple_check_failed"
     http_status = 422
 
-    def __init__(self, message: str, *, error: AppleError) -> None:
-        super().__init__(message, code=error.code)
+    def __init__(self, message: str, *, error: AppleError, dep_url: str | None = None) -> None:
+        super().__init__(
+            message,
+            code=error.code,
+            data={"apple_code": error.code, "dep_url": dep_url, "retry_at": error.retry_at},
+        )
         self.http_status = _HTTP_STATUS.get(error.code, 422)
         self.status = error.status
         self.body = error.body
@@ -62,13 +66,14 @@ def _answer(error: AppleError) -> str:
 
 
 def check_failed(error: AppleError, dep_url: str) -> AppleCheckFailed:
-    """The one-sentence CLI/API message for an Apple refusal of a token being added or renewed."""
+    """The one-sentence message, for every door, of an Apple refusal of a token being added,
+    renewed or checked."""
     code = error.code
     if code == "terms_not_accepted":
         text = (
             "Apple refused this token because the organisation has not accepted the latest "
             "Apple Business/School Manager terms; an administrator must sign in there, accept "
-            "them, and then run this command again."
+            "them, and then try again."
         )
     elif code == "token_rejected":
         text = (
@@ -94,12 +99,12 @@ def check_failed(error: AppleError, dep_url: str) -> AppleCheckFailed:
     elif code == "apple_throttled":
         text = (
             f"Apple asked adesync to wait until {_when(error.retry_at)} before calling again; "
-            "run this command again after that."
+            "try again after that."
         )
     elif code == "apple_unavailable":
         text = (
             f"Could not reach Apple's ADE service at {dep_url} ({_answer(error)}); check the "
-            "network and the --dep-url, then try again."
+            "network and the token's Apple service URL, then try again."
         )
     elif code == "session_invalid":
         text = (
@@ -109,9 +114,10 @@ def check_failed(error: AppleError, dep_url: str) -> AppleCheckFailed:
     else:
         text = (
             f"Apple's ADE service at {dep_url} gave an unexpected answer to the account check "
-            f"({_answer(error)}); check that --dep-url points at Apple's service."
+            f"({_answer(error)}); check that the token's Apple service URL points at Apple's "
+            "service."
         )
-    return AppleCheckFailed(text, error=error)
+    return AppleCheckFailed(text, error=error, dep_url=dep_url)
 
 
 def account_identity(account: AccountDetail, dep_url: str) -> AccountIdentity:

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from adesync.store import token_repo
 from adesync.store.bulk import BulkWrite, probe_devices, string_length
 from adesync.store.database import Database, rowcount
 from adesync.store.secrets import SecretBox
@@ -190,6 +191,7 @@ class SyncRepo:
             last_full_fetch_at=row.last_full_fetch_at,
             default_profile_uuid=row.default_profile_uuid,
             last_manual_sync_at=row.last_manual_sync_at,
+            throttled_until=row.throttled_until,
         )
 
     # -- pages ---------------------------------------------------------------------------
@@ -459,19 +461,24 @@ class SyncRepo:
             )
 
     async def record_success(
-        self, token_id: int, now: datetime, clock_skew: float | None, *, synced: bool
+        self,
+        token_id: int,
+        now: datetime,
+        clock_skew: float | None,
+        *,
+        synced: bool,
+        proven: bool = False,
     ) -> None:
-        """A call to Apple worked: clear the flags and the failure streak."""
+        """A call to Apple worked: clear the flags and the failure streak. ``proven`` (a check
+        of the token): a token that was failing is also due now, with its manual-sync
+        allowance whole."""
         values: dict[str, Any] = {
-            "terms_not_accepted": False,
-            "token_rejected": False,
-            "access_denied": False,
-            "consecutive_failures": 0,
-            "failing_since": None,
-            "throttled_until": None,
+            **token_repo.failures_cleared(),
             "clock_skew_seconds": clock_skew,
             "updated_at": now,
         }
+        if proven:
+            values.update(token_repo.schedule_after_fix(now, only_if_failing=True))
         if synced:
             values.update(last_sync_at=now, last_successful_sync_at=now)
         async with self.db.write() as session:
@@ -518,14 +525,23 @@ class SyncRepo:
         return int(streak)
 
     async def record_profile_error(
-        self, token_id: int, code: str, status: int | None, body: str, now: datetime
+        self,
+        token_id: int,
+        code: str,
+        status: int | None,
+        body: str,
+        now: datetime,
+        *,
+        profile_uuid: str | None = None,
     ) -> None:
-        """A profile problem: shown as the token's last error, without failing the sync."""
+        """A problem with the profile in use (``profile_uuid``): shown as the token's last
+        error, without failing the sync."""
+        values = _error_values(code, status, body, now)
+        if code in PROFILE_ERROR_CODES:
+            values["profile_error_uuid"] = profile_uuid
         async with self.db.write() as session:
             await session.execute(
-                update(tokens)
-                .where(tokens.c.id == token_id)
-                .values(**_error_values(code, status, body, now), updated_at=now)
+                update(tokens).where(tokens.c.id == token_id).values(**values, updated_at=now)
             )
 
 

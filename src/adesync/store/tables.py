@@ -100,6 +100,7 @@ tokens = Table(
     Column("profile_error_code", String(64), nullable=True),
     Column("profile_error_body", Text, nullable=True),
     Column("profile_error_at", UTCDateTime, nullable=True),
+    Column("profile_error_uuid", String(64), nullable=True),  # the profile Apple refused
     Column("consecutive_failures", Integer, nullable=False, server_default="0"),
     Column("failing_since", UTCDateTime, nullable=True),
     Column("throttled_until", UTCDateTime, nullable=True),

@@ -6,11 +6,11 @@ transaction. Values arrive already sealed: this module never sees a secret in th
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import ColumnElement, case, delete, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -138,7 +138,9 @@ async def store_credentials(
     dep_url: str | None = None,
     token_type: str | None = None,
 ) -> None:
-    """Store a token's sealed OAuth values and expiry.
+    """Store a token's sealed OAuth values and expiry, clear what Apple said of the old ones
+    (flags, failure streak, wait) and schedule the next sync now with the manual-sync
+    allowance whole.
 
     With ``identity`` (Apple's /account answer) the identity columns are replaced and marked
     verified now; without it they are kept but marked unverified (``identity_verified_at``
@@ -150,6 +152,9 @@ async def store_credentials(
         "identity_verified_at": now if identity is not None else None,
         "updated_at": now,
         "token_added_at" if event == "added" else "token_renewed_at": now,
+        # New credentials: what Apple said of the old ones no longer holds.
+        **failures_cleared(),
+        **schedule_after_fix(now, only_if_failing=False),
     }
     if identity is not None:
         values.update({column: identity.get(column) for column in IDENTITY_COLUMNS})
@@ -158,6 +163,42 @@ async def store_credentials(
     if token_type is not None:
         values["token_type"] = token_type
     await session.execute(update(tokens).where(tokens.c.id == token_id).values(values))
+
+
+def failures_cleared() -> dict[str, Any]:
+    """The columns an answer from Apple that accepted the token resets: its credential flags,
+    the failure streak (and with it the error backoff) and any wait Apple asked for."""
+    return {
+        "terms_not_accepted": False,
+        "token_rejected": False,
+        "access_denied": False,
+        "consecutive_failures": 0,
+        "failing_since": None,
+        "throttled_until": None,
+    }
+
+
+def failing() -> ColumnElement[bool]:
+    """The token was in a failure streak or carried a credential flag (before an UPDATE's
+    values apply: SET expressions read the row as it was)."""
+    return or_(
+        tokens.c.consecutive_failures > 0,
+        tokens.c.terms_not_accepted.is_(True),
+        tokens.c.token_rejected.is_(True),
+        tokens.c.access_denied.is_(True),
+    )
+
+
+def schedule_after_fix(now: datetime, *, only_if_failing: bool) -> dict[str, Any]:
+    """What follows a fix: the next scheduled sync is now and the manual-sync allowance is
+    whole again (a failed attempt used it up). ``only_if_failing``: only for a token that was
+    failing (a check of a healthy token leaves its schedule alone)."""
+    if not only_if_failing:
+        return {"next_sync_at": now, "last_manual_sync_at": None}
+    return {
+        "next_sync_at": case((failing(), now), else_=tokens.c.next_sync_at),
+        "last_manual_sync_at": case((failing(), None), else_=tokens.c.last_manual_sync_at),
+    }
 
 
 async def names_holding_server(
@@ -172,6 +213,17 @@ async def names_holding_server(
     return list((await session.execute(query.order_by(tokens.c.name))).scalars().all())
 
 
+async def ids_holding_servers(session: AsyncSession, server_uuids: Iterable[str]) -> list[int]:
+    """Ids of tokens (holding credentials) whose MDM server is one of ``server_uuids``."""
+    wanted = [uuid for uuid in server_uuids if uuid]
+    if not wanted:
+        return []
+    query = select(tokens.c.id).where(
+        tokens.c.server_uuid.in_(wanted), tokens.c.oauth_credentials.is_not(None)
+    )
+    return [int(i) for i in (await session.execute(query)).scalars().all()]
+
+
 async def delete_token(session: AsyncSession, token_id: int) -> None:
     """Delete the row; rows of other tables that belong to the token go with it (ON DELETE
     CASCADE)."""
@@ -182,10 +234,14 @@ __all__ = [
     "IDENTITY_COLUMNS",
     "create_token",
     "delete_token",
+    "failing",
+    "failures_cleared",
     "get_token",
+    "ids_holding_servers",
     "list_tokens",
     "names_holding_server",
     "promote_pending",
+    "schedule_after_fix",
     "set_certificates",
     "set_pending_keypair",
     "store_credentials",

@@ -40,7 +40,14 @@ class AssignmentStore(Protocol):
 
 class ProfileErrorSink(Protocol):
     async def record_profile_error(
-        self, token_id: int, code: str, status: int | None, body: str, now: datetime
+        self,
+        token_id: int,
+        code: str,
+        status: int | None,
+        body: str,
+        now: datetime,
+        *,
+        profile_uuid: str | None = None,
     ) -> None: ...
 
 
@@ -61,6 +68,7 @@ class Assigner:
         self.token_id = token_id
         self.now = now
         self.stopped = False  # a profile error stops assigning for the rest of the run
+        self.refusal: AppleError | None = None  # the profile error that stopped it
 
     async def assign(self, profile_uuid: str, serials: Sequence[str]) -> int:
         """Assign ``profile_uuid``; returns how many serials Apple answered SUCCESS."""
@@ -77,9 +85,15 @@ class Assigner:
                 if error.code not in PROFILE_ERRORS:
                     raise
                 await self.errors.record_profile_error(
-                    self.token_id, error.code, error.status, error.body, self.now()
+                    self.token_id,
+                    error.code,
+                    error.status,
+                    error.body,
+                    self.now(),
+                    profile_uuid=profile_uuid,
                 )
                 self.stopped = True
+                self.refusal = error
                 return succeeded
             # A serial missing from Apple's answer counts as FAILED.
             results = {serial: answer.devices.get(serial, "FAILED") for serial in chunk}

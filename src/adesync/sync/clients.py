@@ -26,8 +26,8 @@ class NoCredentials(AdesyncError):
 
     def __init__(self, token: str) -> None:
         super().__init__(
-            f"Token {token} has no server token yet; upload its .p7m with "
-            f"`adesync tokens add {token} --p7m FILE`."
+            f"Token {token} has no server token yet; add its token file (.p7m) first.",
+            data={"name": token},
         )
 
 

@@ -46,6 +46,7 @@ class TokenSyncState:
     last_full_fetch_at: datetime | None
     default_profile_uuid: str | None
     last_manual_sync_at: datetime | None
+    throttled_until: datetime | None = None  # Apple's Retry-After: no manual sync before it
 
 
 _PROFILE_STATUS = APPLE_DEVICE_FIELDS.index("profile_status")

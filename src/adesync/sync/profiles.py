@@ -1,24 +1,15 @@
-"""Enrollment profiles: local validation with Apple's field limits, define, default, assign."""
+"""Enrollment profiles: local validation with Apple's field limits (before Apple is called).
+
+The profile actions (define, default, assign, remove) are :mod:`adesync.services.profiles`.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import insert, select, update
-
-from adesync.apple import AppleError
-from adesync.errors import AdesyncError, NotFoundError
-from adesync.store.tables import tokens
-from adesync.store.tables_sync import profiles
-from adesync.store.types import utcnow
-from adesync.sync.assigner import Assigner
-from adesync.sync.clients import NoCredentials
-from adesync.sync.service import SyncService
+from adesync.errors import AdesyncError
 
 # Apple's limits (define-profile documentation): field → (min, max, Apple's error code).
 TEXT_LIMITS: dict[str, tuple[int, int, str]] = {
@@ -54,16 +45,6 @@ class ProfileInvalid(AdesyncError):
         super().__init__(message)
         self.field = field
         self.apple_code = apple_code
-
-
-class AppleRefused(AdesyncError):
-    """Apple answered a profile or assignment call with an error."""
-
-    http_status = 502
-
-    def __init__(self, error: AppleError) -> None:
-        super().__init__(str(error), code=error.code)
-        self.apple_code = error.field
 
 
 def validate_profile(definition: Any) -> dict[str, Any]:
@@ -157,169 +138,3 @@ def parse_profile_file(text: str) -> dict[str, Any]:
             apple_code="MALFORMED_REQUEST_BODY",
         ) from None
     return validate_profile(definition)
-
-
-@dataclass
-class ProfileRecord:
-    token: str
-    profile_uuid: str
-    profile_name: str
-    url: str
-    defined_at: datetime
-    is_default: bool
-    definition: dict[str, Any]
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "token": self.token,
-            "profile_uuid": self.profile_uuid,
-            "profile_name": self.profile_name,
-            "url": self.url,
-            "defined_at": self.defined_at,
-            "default": self.is_default,
-            "definition": self.definition,
-        }
-
-
-class ProfileService:
-    """Define, list, assign and set default profiles of tokens (through Apple)."""
-
-    def __init__(self, sync: SyncService, now: Callable[[], datetime] = utcnow) -> None:
-        self.sync = sync
-        self.db = sync.db
-        self.now = now
-
-    async def _token(self, name: str) -> tuple[int, str | None]:
-        async with self.db.read() as session:
-            row = (
-                await session.execute(
-                    select(tokens.c.id, tokens.c.default_profile_uuid).where(tokens.c.name == name)
-                )
-            ).first()
-        if row is None:
-            raise NotFoundError(
-                f"There is no token named {name}; `adesync tokens list --all` shows them."
-            )
-        return int(row[0]), row[1]
-
-    async def define(
-        self, token_name: str, definition: dict[str, Any], *, default: bool = False
-    ) -> tuple[ProfileRecord, int]:
-        """Validate, define at Apple, store; with ``default`` also make it the token's default
-        (returns how many devices that assigned)."""
-        validate_profile(definition)
-        token_id, _ = await self._token(token_name)
-        state = await self.sync.repo.load_state(token_id)
-        if state.credentials is None:
-            raise NoCredentials(token_name)
-        body = {k: v for k, v in definition.items() if k != "devices"}
-        async with self.sync.make_client(state.dep_url, state.credentials) as client:
-            try:
-                answer = await client.define_profile(body)
-            except AppleError as error:
-                await self._record(token_id, error)
-                raise AppleRefused(error) from None
-        now = self.now()
-        async with self.db.write() as session:
-            await session.execute(
-                insert(profiles).values(
-                    token_id=token_id,
-                    profile_uuid=answer.profile_uuid,
-                    profile_name=body["profile_name"],
-                    url=body["url"],
-                    definition=json.dumps(body, ensure_ascii=False),
-                    defined_at=now,
-                )
-            )
-        assigned = 0
-        if default:
-            assigned = await self.set_default(token_name, answer.profile_uuid)
-        record = ProfileRecord(
-            token=token_name,
-            profile_uuid=answer.profile_uuid,
-            profile_name=body["profile_name"],
-            url=body["url"],
-            defined_at=now,
-            is_default=default,
-            definition=body,
-        )
-        return record, assigned
-
-    async def list(self, token_name: str | None = None) -> list[ProfileRecord]:
-        query = (
-            select(
-                tokens.c.name,
-                tokens.c.default_profile_uuid,
-                profiles.c.profile_uuid,
-                profiles.c.profile_name,
-                profiles.c.url,
-                profiles.c.defined_at,
-                profiles.c.definition,
-            )
-            .join(tokens, tokens.c.id == profiles.c.token_id)
-            .order_by(tokens.c.name, profiles.c.defined_at)
-        )
-        if token_name is not None:
-            await self._token(token_name)
-            query = query.where(tokens.c.name == token_name)
-        async with self.db.read() as session:
-            rows = (await session.execute(query)).all()
-        return [
-            ProfileRecord(
-                token=row.name,
-                profile_uuid=row.profile_uuid,
-                profile_name=row.profile_name,
-                url=row.url,
-                defined_at=row.defined_at,
-                is_default=row.profile_uuid == row.default_profile_uuid,
-                definition=json.loads(row.definition),
-            )
-            for row in rows
-        ]
-
-    async def set_default(self, token_name: str, profile_uuid: str) -> int:
-        """Make ``profile_uuid`` the default and re-assign, from the stored device list, the
-        devices that had the old default or no profile; returns how many Apple accepted."""
-        token_id, old_default = await self._token(token_name)
-        async with self.db.write() as session:
-            await session.execute(
-                update(tokens)
-                .where(tokens.c.id == token_id)
-                .values(default_profile_uuid=profile_uuid, updated_at=self.now())
-            )
-        previous = old_default if old_default != profile_uuid else None
-        serials = await self.sync.assignments.serials_for_new_default(token_id, previous)
-        return await self.assign(token_name, profile_uuid, serials)
-
-    async def assign(self, token_name: str, profile_uuid: str, serials: Sequence[str]) -> int:
-        """Assign ``profile_uuid`` to ``serials`` now; returns how many Apple accepted."""
-        token_id, _ = await self._token(token_name)
-        if not serials:
-            return 0
-        state = await self.sync.repo.load_state(token_id)
-        if state.credentials is None:
-            raise NoCredentials(token_name)
-        async with self.sync.make_client(state.dep_url, state.credentials) as client:
-            assigner = Assigner(client, self.sync.assignments, self.sync.repo, token_id, self.now)
-            try:
-                accepted = await assigner.assign(profile_uuid, list(serials))
-            except AppleError as error:
-                await self._record(token_id, error)
-                raise AppleRefused(error) from None
-        if assigner.stopped:
-            async with self.db.read() as session:
-                body = (
-                    await session.execute(
-                        select(tokens.c.last_error_body).where(tokens.c.id == token_id)
-                    )
-                ).scalar()
-            raise AdesyncError(
-                f"Apple refused profile {profile_uuid}: {body or 'no reason given'}.",
-                code="profile_not_found",
-            )
-        return accepted
-
-    async def _record(self, token_id: int, error: AppleError) -> None:
-        await self.sync.repo.record_profile_error(
-            token_id, error.code, error.status, error.field or error.body, self.now()
-        )

@@ -170,6 +170,16 @@ class SyncService:
         now = self.now()
         kind = "fetch" if full else "sync"
         if trigger == "manual" and not force:
+            if state.throttled_until is not None and state.throttled_until > now:
+                return SyncReport(
+                    token=state.name,
+                    outcome="skipped",
+                    kind=kind,
+                    error_code="apple_throttled",
+                    message=f"Apple asked adesync to wait before calling again for token "
+                    f"{state.name}.",
+                    next_allowed_at=state.throttled_until,
+                )
             allowed = manual_sync_allowed_at(self.intervals, state.last_manual_sync_at)
             if allowed and allowed > now:
                 return SyncReport(
@@ -178,8 +188,7 @@ class SyncService:
                     kind=kind,
                     error_code="manual_sync_throttled",
                     message=f"Token {state.name} was synced by hand less than "
-                    f"{self.settings.manual_sync_interval_minutes:g} minutes ago; "
-                    "use --force to sync it anyway.",
+                    f"{self.settings.manual_sync_interval_minutes:g} minutes ago.",
                     next_allowed_at=allowed,
                 )
             allowed_full = full_fetch_allowed_at(self.intervals, state.last_full_fetch_at)
@@ -190,8 +199,7 @@ class SyncService:
                     kind=kind,
                     error_code="full_fetch_throttled",
                     message=f"Token {state.name} had a full fetch less than "
-                    f"{self.settings.full_fetch_interval_days:g} days ago; "
-                    "use --full --force to fetch everything again.",
+                    f"{self.settings.full_fetch_interval_days:g} days ago.",
                     next_allowed_at=allowed_full,
                 )
         if not await claim_token(self.db, token_id, self.worker, now, self.settings.lease_seconds):
@@ -286,7 +294,17 @@ class SyncService:
                 log.exception("after-sync hook failed; the sync result stands")
 
     async def check(self, token_id: int) -> tuple[bool, str | None]:
-        """One ``/account`` call now (clears or confirms a flag); returns (ok, error code)."""
+        """One ``/account`` call now (clears or confirms a flag), then the after-sync hooks;
+        returns (ok, error code)."""
+        error = await self.check_account(token_id)
+        await self.after_token_sync([token_id])
+        return error is None, error.code if error is not None else None
+
+    async def check_account(self, token_id: int) -> AppleError | None:
+        """Prove the token with Apple now (``/session`` + ``/account``) and record the answer:
+        success clears the flags and the failure streak and, for a token that was failing,
+        makes the next sync due now with the manual-sync allowance whole; an error is recorded
+        as a sync's would be (it never uses the manual-sync allowance). Returns the error."""
         state = await self.repo.load_state(token_id)
         if state.credentials is None:
             raise NoCredentials(state.name)
@@ -304,13 +322,11 @@ class SyncService:
                     throttled_until=error.retry_at,
                     synced=False,
                 )
-                await self.after_token_sync([token_id])
-                return False, error.code
+                return error
             await self.repo.record_success(
-                token_id, self.now(), client.clock_skew_seconds, synced=False
+                token_id, self.now(), client.clock_skew_seconds, synced=False, proven=True
             )
-        await self.after_token_sync([token_id])
-        return True, None
+        return None
 
     @contextlib.asynccontextmanager
     async def _renewing(self, token_id: int) -> AsyncIterator[None]:

@@ -1,29 +1,32 @@
-"""The changes people make through the API and the console, each written to the audit log.
+"""The changes people make through the API and the console: each calls the one service of
+:mod:`adesync.services` that the CLI calls too, and writes the audit log.
 
-API routes and console forms call these same functions, so both behave alike.
+Nothing here decides what an action does or what it clears; API routes and console forms only
+word the results and errors for their users.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from adesync.errors import AdesyncError, NotFoundError
+from adesync.errors import AdesyncError
+from adesync.services import lifecycle
 from adesync.services import tokens as token_service
-from adesync.store.types import utcnow
+from adesync.services.apple_account import make_verifier
 from adesync.web import audit
 from adesync.web.auth import Principal
-from adesync.web.services import profile_service, sync_service, token_ids
+from adesync.web.services import profile_service, sync_service
 from adesync.web.state import WebState
 
-log = logging.getLogger(__name__)
-
 __all__ = [
+    "Actor",
     "SyncThrottled",
+    "assign_profile",
     "check_now",
     "create_token",
+    "define_profile",
     "delete_token",
     "new_certificate",
     "set_default_profile",
@@ -46,28 +49,13 @@ class Actor:
 
 
 class SyncThrottled(AdesyncError):
-    """A manual sync came within 15 minutes of the last one."""
+    """A manual sync came within the manual-sync allowance or Apple's ``Retry-After``."""
 
-    code = "manual_sync_throttled"
     http_status = 429
 
-    def __init__(self, message: str, next_allowed_at: datetime) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, code: str, next_allowed_at: datetime) -> None:
+        super().__init__(message, code=code, data={"next_allowed_at": next_allowed_at})
         self.next_allowed_at = next_allowed_at
-
-
-def verifier(state: WebState) -> token_service.Verify:
-    """Apple's ``/account`` check for uploads (refuses what Apple refuses; names the org)."""
-    from adesync.web.verify import account_verifier
-
-    return account_verifier(state.settings)
-
-
-async def _id(state: WebState, name: str) -> int:
-    token_id = await token_ids(state.db, name)
-    if token_id is None:
-        raise token_service.TokenNotFound(f"There is no token called {name}.")
-    return token_id
 
 
 async def create_token(
@@ -81,17 +69,10 @@ async def create_token(
     """A token waiting for its first ``.p7m`` (of ``token_type``, at Apple's ``dep_url`` or the
     default), and the certificate to upload to ABM/ASM."""
     token_service.check_name(name)
-    # Named as the API's body and the console's form name them, not as the CLI's options.
-    token_service.check_token_type(token_type, field="type")
-    url = token_service.check_dep_url(dep_url, field="dep_url")
-    async with state.db.read() as session:
-        from sqlalchemy import select
-
-        from adesync.store.tables import tokens
-
-        exists = (await session.execute(select(tokens.c.id).where(tokens.c.name == name))).first()
-    if exists is not None:
-        raise token_service.TokenAlreadyAdded(f"A token called {name} already exists.")
+    token_service.check_token_type(token_type)
+    url = token_service.check_dep_url(dep_url)
+    if await token_service.token_exists(state.db, name):
+        raise token_service.TokenAlreadyAdded(name, holds_token=False)
     certificate = await token_service.keypair_certificate(
         state.db, state.box, name, dep_url=url, token_type=token_type
     )
@@ -106,37 +87,31 @@ async def upload_p7m(
     data: bytes,
     *,
     force: bool = False,
-    dep_url: str | None = None,
-    token_type: str | None = None,
 ) -> token_service.TokenStored:
-    """Add the first token of ``name`` or renew it, then check it with Apple at once."""
+    """Add the first token of ``name`` or renew it (the service proves it with Apple, clears
+    what the fix clears and re-evaluates health before it returns)."""
     current = await token_service.get_token_document(state.db, name)
+    verify = make_verifier(state.settings)
     if current["status"] == "waiting_for_p7m":
         stored = await token_service.add_token(
             state.db,
             state.box,
             name,
             data,
-            dep_url=dep_url or current["dep_url"],
-            token_type=token_type or current["token_type"],
+            dep_url=current["dep_url"],
+            token_type=current["token_type"],
             force=force,
-            verify=verifier(state),
+            verify=verify,
         )
         action = "token.add"
     else:
         stored = await token_service.renew_token(
-            state.db, state.box, name, data, force=force, verify=verifier(state)
+            state.db, state.box, name, data, force=force, verify=verify
         )
         action = "token.renew"
     await actor.record(
         state, action, name, {"force": force, "warnings": list(stored.warnings)} if force else None
     )
-    # The check clears flags set by the old token and lets health re-evaluate at once.
-    try:
-        await sync_service(state).check(await _id(state, name))
-    except AdesyncError as exc:
-        log.info("check after upload of %s: %s", name, exc.message)
-    state.tokens_changed()
     return stored
 
 
@@ -155,12 +130,13 @@ async def new_certificate(
 
 
 async def sync_now(state: WebState, actor: Actor, name: str) -> dict[str, Any]:
-    """A manual sync (15-minute throttle); raises SyncThrottled with the next allowed time."""
-    token_id = await _id(state, name)
-    report = await sync_service(state).sync_now(token_id, trigger="manual")
-    if report.error_code == "manual_sync_throttled" and report.next_allowed_at is not None:
+    """A manual sync; raises SyncThrottled (with the time it is allowed again) when the
+    service skipped it for the allowance or Apple's ``Retry-After``."""
+    report = await lifecycle.sync_token_now(sync_service(state), name)
+    if report.outcome == "skipped" and report.next_allowed_at is not None:
         raise SyncThrottled(
-            report.message or "This token was synced by hand less than 15 minutes ago.",
+            report.message or "This token cannot be synced again yet.",
+            report.error_code or "manual_sync_throttled",
             report.next_allowed_at,
         )
     await actor.record(
@@ -170,18 +146,16 @@ async def sync_now(state: WebState, actor: Actor, name: str) -> dict[str, Any]:
     return result
 
 
-async def check_now(state: WebState, actor: Actor, name: str) -> dict[str, Any]:
-    token_id = await _id(state, name)
-    ok, code = await sync_service(state).check(token_id)
-    await actor.record(state, "token.check", name, {"ok": ok, "error_code": code})
-    return {"token": name, "ok": ok, "error_code": code, "checked_at": utcnow()}
+async def check_now(state: WebState, actor: Actor, name: str) -> lifecycle.CheckResult:
+    result = await lifecycle.check_token(sync_service(state), name)
+    await actor.record(
+        state, "token.check", name, {"ok": result.ok, "error_code": result.error_code}
+    )
+    return result
 
 
 async def set_default_profile(state: WebState, actor: Actor, name: str, profile_uuid: str) -> int:
-    known = {p.profile_uuid for p in await profile_service(state).list(name)}
-    if profile_uuid not in known:
-        raise NotFoundError(f"Token {name} has no profile {profile_uuid}.")
-    assigned: int = await profile_service(state).set_default(name, profile_uuid)
+    assigned = await profile_service(state).set_default(name, profile_uuid)
     await actor.record(
         state, "profile.set_default", name, {"profile_uuid": profile_uuid, "assigned": assigned}
     )
@@ -205,10 +179,7 @@ async def define_profile(
 async def assign_profile(
     state: WebState, actor: Actor, name: str, profile_uuid: str, serials: list[str]
 ) -> int:
-    known = {p.profile_uuid for p in await profile_service(state).list(name)}
-    if profile_uuid not in known:
-        raise NotFoundError(f"Token {name} has no profile {profile_uuid}.")
-    accepted: int = await profile_service(state).assign(name, profile_uuid, serials)
+    accepted = await profile_service(state).assign(name, profile_uuid, serials)
     await actor.record(
         state,
         "profile.assign",

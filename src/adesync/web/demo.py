@@ -103,11 +103,11 @@ async def seed(
     and run the first syncs; returns the console password and the tokens."""
     from adesync.commands.admin import initialise
     from adesync.runtime import open_runtime
-    from adesync.sync.profiles import ProfileService
+    from adesync.services.apple_account import make_verifier
+    from adesync.services.profiles import ProfileService
     from adesync.sync.service import SyncService
     from adesync.web import accounts
     from adesync.web.demo_enrollment import seed_enrollment
-    from adesync.web.verify import account_verifier
     from adesync.wiring import install
 
     install()
@@ -122,7 +122,7 @@ async def seed(
                 orgs[token.org] = sim.create_org(
                     token.org, org_type="edu" if token.program == "asm" else "org"
                 )
-        verify = account_verifier(settings)
+        verify = make_verifier(settings)
         servers: dict[str, str] = {}
         for token in DEMO_TOKENS:
             progress(f"creating token {token.name} ({token.org}, {token.devices} devices)")

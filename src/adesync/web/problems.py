@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adesync.errors import AdesyncError
+from adesync.web.wording import api_words
 
 __all__ = [
     "PROBLEM_JSON",
@@ -156,13 +157,14 @@ def _first_sentence(errors: list[dict[str, Any]]) -> str:
 
 def install_problem_handlers(app: FastAPI, *, is_api: Any) -> None:
     """Answer errors with problem details on API paths; ``is_api(request)`` tells which.
-    Other paths (the console) fall through to ``app.state.console_error`` when set."""
+    Other paths (the console) fall through to ``app.state.console_error`` when set (with the
+    message, or the AdesyncError for the console to word)."""
 
     async def on_adesync_error(request: Request, exc: Exception) -> Any:
         assert isinstance(exc, AdesyncError)
         if not is_api(request) and getattr(request.app.state, "console_error", None):
-            return await request.app.state.console_error(request, exc.http_status, exc.message)
-        return problem_response(request, exc.http_status, exc.code, exc.message)
+            return await request.app.state.console_error(request, exc.http_status, exc)
+        return problem_response(request, exc.http_status, exc.code, api_words(exc))
 
     async def on_problem(request: Request, exc: Exception) -> Any:
         assert isinstance(exc, Problem)

@@ -7,11 +7,15 @@ checks and profiles from :mod:`adesync.sync`, reports from :mod:`adesync.health`
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, case, null, select
 
 from adesync.store.database import Database
+
+if TYPE_CHECKING:
+    from adesync.services.profiles import ProfileService
+    from adesync.sync.service import SyncService
 from adesync.store.tables import tokens
 from adesync.web.counts import CountCache, device_counts
 from adesync.web.state import WebState
@@ -25,18 +29,19 @@ __all__ = [
 ]
 
 
-def sync_service(state: WebState) -> Any:
+def sync_service(state: WebState) -> SyncService:
     """The process's SyncService (created on first use; the scheduler shares it)."""
     if state.sync is None:
         from adesync.store.lease_repo import new_worker_id
         from adesync.sync.service import SyncService
 
         state.sync = SyncService(state.db, state.box, state.settings, worker=new_worker_id("serve"))
-    return state.sync
+    service: SyncService = state.sync
+    return service
 
 
-def profile_service(state: WebState) -> Any:
-    from adesync.sync.profiles import ProfileService
+def profile_service(state: WebState) -> ProfileService:
+    from adesync.services.profiles import ProfileService
 
     return ProfileService(sync_service(state))
 

@@ -42,6 +42,7 @@ class TokenFacts:
     profile_error_code: str | None
     profile_error_body: str | None
     profile_error_at: datetime | None
+    profile_error_uuid: str | None
     consecutive_failures: int
     failing_since: datetime | None
     throttled_until: datetime | None

@@ -205,10 +205,16 @@ async def _latest_definition(ctx: RuleContext, token_ids: list[int]) -> dict[int
     variants=("unknown",),
 )
 async def profile_not_found(ctx: RuleContext) -> list[Finding]:
-    """Apple answered 404 for a profile in use, and since then no profile was defined and no
-    assignment succeeded."""
+    """Apple answered 404 for the profile that is still the token's default (the profile in
+    use), and since then no profile was defined and no assignment succeeded. A profile Apple
+    refused in a change that was not stored is no finding."""
     suspects: list[TokenFacts] = [
-        t for t in ctx.tokens if t.profile_error_code == "profile_not_found" and t.profile_error_at
+        t
+        for t in ctx.tokens
+        if t.profile_error_code == "profile_not_found"
+        and t.profile_error_at
+        and t.default_profile_uuid is not None
+        and t.profile_error_uuid in (None, t.default_profile_uuid)
     ]
     if not suspects:
         return []
@@ -224,8 +230,7 @@ async def profile_not_found(ctx: RuleContext) -> list[Finding]:
         found.append(
             ctx.finding(
                 token,
-                variant=None if token.default_profile_uuid else "unknown",
-                profile_uuid=token.default_profile_uuid,
+                profile_uuid=token.profile_error_uuid or token.default_profile_uuid,
                 missing_at=stamp(token.profile_error_at),
             )
         )

@@ -8,6 +8,7 @@ and Fleet's ``abm_tokens``.
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
@@ -15,6 +16,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from adesync.services import tokens as token_service
+from adesync.services.lifecycle import CheckOutcome
 from adesync.store.types import utcnow
 from adesync.tokens import MAX_TOKEN_FILE_BYTES
 from adesync.web import actions
@@ -24,6 +26,7 @@ from adesync.web.problems import Problem
 from adesync.web.roles import Role
 from adesync.web.services import cached_page_of_tokens, token_extras
 from adesync.web.state import web_state
+from adesync.web.wording import api_words
 
 router = APIRouter(tags=["tokens"], responses=ERRORS)
 
@@ -184,34 +187,49 @@ async def new_certificate(
     return _certificate(cert)
 
 
+def _retry_after(moment: datetime) -> dict[str, str]:
+    return {"Retry-After": str(max(1, math.ceil((moment - utcnow()).total_seconds())))}
+
+
 @router.post(
     "/tokens/{name}/sync",
     summary="Sync now",
-    responses={429: {"description": "Synced by hand less than 15 minutes ago."}},
+    responses={429: {"description": "Synced by hand recently, or inside Apple's Retry-After."}},
 )
 async def sync_token(
     request: Request, name: str, principal: Annotated[Principal, Depends(require(Role.OPERATOR))]
 ) -> Any:
-    """One manual sync (at most one every 15 minutes per token; 429 with Retry-After else)."""
+    """One manual sync (at most one every 15 minutes per token, none inside Apple's
+    ``Retry-After``; 429 with Retry-After else)."""
     try:
         report = await actions.sync_now(web_state(request), _actor(request, principal), name)
     except actions.SyncThrottled as exc:
-        wait = max(1, math.ceil((exc.next_allowed_at - utcnow()).total_seconds()))
         raise Problem(
-            429,
-            exc.code,
-            exc.message,
-            headers={"Retry-After": str(wait)},
+            429, exc.code, api_words(exc), headers=_retry_after(exc.next_allowed_at)
         ) from None
     return jsonable(report)
 
 
-@router.post("/tokens/{name}/check", summary="Check with Apple now")
+@router.post(
+    "/tokens/{name}/check",
+    summary="Check with Apple now",
+    responses={429: {"description": "Inside Apple's Retry-After: Apple was not called."}},
+)
 async def check_token(
     request: Request, name: str, principal: Annotated[Principal, Depends(require(Role.OPERATOR))]
 ) -> Any:
-    """One ``/account`` call now: clears a flag (terms accepted, token renewed) or confirms it."""
-    return jsonable(await actions.check_now(web_state(request), _actor(request, principal), name))
+    """Proves the token with Apple now (``/session`` + ``/account``): clears the credential
+    findings at once (terms accepted, token renewed) or records what Apple said; health is
+    re-evaluated before the answer. Never uses the manual-sync allowance."""
+    result = await actions.check_now(web_state(request), _actor(request, principal), name)
+    if result.outcome is CheckOutcome.SKIPPED and result.next_allowed_at is not None:
+        raise Problem(
+            429,
+            "apple_throttled",
+            result.message or "Apple asked adesync to wait before calling again.",
+            headers=_retry_after(result.next_allowed_at),
+        )
+    return jsonable(result.as_json())
 
 
 @router.put("/tokens/{name}/default-profile", summary="Set the default profile")

@@ -15,7 +15,7 @@ from starlette.datastructures import FormData, UploadFile
 from adesync.errors import AdesyncError, NotFoundError
 from adesync.health.catalogue import State
 from adesync.services import tokens as token_service
-from adesync.store.types import utcnow
+from adesync.services.lifecycle import CheckOutcome
 from adesync.tokens import MAX_TOKEN_FILE_BYTES
 from adesync.web import accounts, actions
 from adesync.web.api.common import MAX_ID, client_address
@@ -48,6 +48,7 @@ from adesync.web.services import (
 )
 from adesync.web.sessions import SESSION_LIFETIME, end_session, start_session
 from adesync.web.state import web_state
+from adesync.web.wording import console_words, minutes_until
 
 __all__ = ["console_router", "install_console"]
 
@@ -99,7 +100,9 @@ def install_console(app: FastAPI) -> None:
             request, "error.html", {"message": t("error.forbidden"), "code": 403}, status=403
         )
 
-    async def console_error(request: Request, status: int, message: str) -> Response:
+    async def console_error(request: Request, status: int, message: str | AdesyncError) -> Response:
+        if isinstance(message, AdesyncError):
+            message = console_words(translator(request), message)
         return await render(
             request, "error.html", {"message": message, "code": status}, status=status
         )
@@ -239,7 +242,7 @@ async def create_token(request: Request) -> Response:
         )
     except AdesyncError as exc:
         response = redirect(request, "/tokens")
-        flash(request, response, "error", exc.message)
+        flash(request, response, "error", console_words(translator(request), exc))
         return response
     response = redirect(request, f"/tokens/{name}")
     flash(request, response, "ok", translator(request)("token.created", name=name))
@@ -307,13 +310,10 @@ async def token_sync(request: Request, name: str) -> Response:
     t = translator(request)
     try:
         report = await actions.sync_now(web_state(request), _actor(request, principal), name)
-    except actions.SyncThrottled as exc:
-        minutes = math.ceil((exc.next_allowed_at - utcnow()).total_seconds() / 60)
-        return _flash_redirect(
-            request, f"/tokens/{name}", "error", t("token.sync_throttled", minutes=minutes)
-        )
     except AdesyncError as exc:
-        return _flash_redirect(request, f"/tokens/{name}", "error", exc.message)
+        return _flash_redirect(
+            request, f"/tokens/{name}", "error", console_words(translator(request), exc)
+        )
     if report["outcome"] == "ok":
         text = t(
             "token.synced",
@@ -338,11 +338,16 @@ async def token_check(request: Request, name: str) -> Response:
     try:
         result = await actions.check_now(web_state(request), _actor(request, principal), name)
     except AdesyncError as exc:
-        return _flash_redirect(request, f"/tokens/{name}", "error", exc.message)
-    if result["ok"]:
+        return _flash_redirect(
+            request, f"/tokens/{name}", "error", console_words(translator(request), exc)
+        )
+    if result.ok:
         return _flash_redirect(request, f"/tokens/{name}", "ok", t("token.check_ok"))
+    if result.outcome is CheckOutcome.SKIPPED:
+        text = t("action.apple_throttled", minutes=minutes_until(result.next_allowed_at))
+        return _flash_redirect(request, f"/tokens/{name}", "error", text)
     return _flash_redirect(
-        request, f"/tokens/{name}", "error", t("token.check_failed", code=result["error_code"])
+        request, f"/tokens/{name}", "error", t("token.check_failed", code=result.error_code)
     )
 
 
@@ -364,7 +369,9 @@ async def token_upload(request: Request, name: str) -> Response:
             web_state(request), _actor(request, principal), name, data, force=force
         )
     except AdesyncError as exc:
-        return _flash_redirect(request, f"/tokens/{name}", "error", exc.message)
+        return _flash_redirect(
+            request, f"/tokens/{name}", "error", console_words(translator(request), exc)
+        )
     expires = stored.token["expires_at"]
     return _flash_redirect(
         request,
@@ -394,7 +401,9 @@ async def token_new_certificate(request: Request, name: str) -> Response:
     try:
         await actions.new_certificate(web_state(request), _actor(request, principal), name)
     except AdesyncError as exc:
-        return _flash_redirect(request, f"/tokens/{name}", "error", exc.message)
+        return _flash_redirect(
+            request, f"/tokens/{name}", "error", console_words(translator(request), exc)
+        )
     return _flash_redirect(
         request, f"/tokens/{name}", "ok", translator(request)("token.new_keypair_done")
     )
@@ -410,7 +419,9 @@ async def token_default_profile(request: Request, name: str) -> Response:
             web_state(request), _actor(request, principal), name, profile_uuid
         )
     except AdesyncError as exc:
-        return _flash_redirect(request, f"/tokens/{name}", "error", exc.message)
+        return _flash_redirect(
+            request, f"/tokens/{name}", "error", console_words(translator(request), exc)
+        )
     return _flash_redirect(
         request,
         f"/tokens/{name}",
@@ -430,7 +441,9 @@ async def token_delete(request: Request, name: str) -> Response:
     try:
         await actions.delete_token(web_state(request), _actor(request, principal), name)
     except AdesyncError as exc:
-        return _flash_redirect(request, f"/tokens/{name}", "error", exc.message)
+        return _flash_redirect(
+            request, f"/tokens/{name}", "error", console_words(translator(request), exc)
+        )
     return _flash_redirect(
         request, "/tokens", "ok", translator(request)("token.deleted", name=name)
     )
@@ -575,7 +588,7 @@ async def define_profile(request: Request) -> Response:
         context.update(
             values={**definition, "token": token, "default": default},
             field_error=getattr(exc, "field", None),
-            error=exc.message,
+            error=console_words(translator(request), exc),
         )
         return await render(request, "profiles.html", context, status=422, active="profiles")
     return _flash_redirect(

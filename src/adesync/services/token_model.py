@@ -1,0 +1,104 @@
+"""What the token actions share: the token document, Apple's account identity, and the checks
+on what a person typed."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from adesync.services.token_errors import OptionInvalid, TokenFileInvalid, TokenNameInvalid
+from adesync.tokens import MAX_TOKEN_FILE_BYTES, TokenPayload
+
+DEFAULT_DEP_URL = "https://mdmenrollment.apple.com"
+TOKEN_TYPES = ("abm", "asm")
+DEFAULT_TOKEN_TYPE = TOKEN_TYPES[0]
+_NAME = re.compile(r"^\w[\w.-]{0,99}$")
+
+TokenDocument = dict[str, Any]
+# A row of the tokens table as SQLAlchemy returns it (keys are column names).
+TokenRow = Mapping[Any, Any]
+
+
+@dataclass(frozen=True)
+class AccountIdentity:
+    """The MDM server and organisation behind a token, as Apple's ``/account`` reports them."""
+
+    server_uuid: str
+    server_name: str | None = None
+    org_name: str | None = None
+    org_email: str | None = None
+    org_phone: str | None = None
+    org_address: str | None = None
+    org_id: str | None = None
+    org_id_hash: str | None = None
+    org_type: str | None = None
+    org_version: str | None = None
+    admin_id: str | None = None
+
+    def columns(self) -> dict[str, str | None]:
+        return asdict(self)
+
+
+Verify = Callable[[TokenPayload, str], Awaitable[AccountIdentity]]
+"""Asks Apple who a token belongs to: ``(credentials, dep_url) -> AccountIdentity``.
+
+It raises an AdesyncError (one sentence) to refuse the token; nothing is stored then.
+"""
+
+
+def token_document(row: TokenRow) -> TokenDocument:
+    """A token as listings and the API show it (never a secret). Fields other features own
+    (state, sync times, default profile) are null until they fill them; ``device_count`` counts
+    live devices when the row was read with it (see ``token_repo.device_count_column``)."""
+    return {
+        "name": row["name"],
+        "status": "installed" if row["oauth_credentials"] is not None else "waiting_for_p7m",
+        "state": row["state"],
+        "state_reason": row["state_reason"],
+        "token_type": row["token_type"],
+        "expires_at": row["access_token_expiry"],
+        "org_name": row["org_name"],
+        "server_name": row["server_name"],
+        "server_uuid": row["server_uuid"],
+        "admin_id": row["admin_id"],
+        "dep_url": row["dep_url"],
+        "last_sync_at": row["last_sync_at"],
+        "last_successful_sync_at": row["last_successful_sync_at"],
+        "last_error_code": row["last_error_code"],
+        "device_count": row.get("device_count"),
+        "default_profile_uuid": row["default_profile_uuid"],
+        "identity_verified_at": row["identity_verified_at"],
+        "added_at": row["token_added_at"],
+        "renewed_at": row["token_renewed_at"],
+        "keypair_pending": row["pending_private_key"] is not None,
+    }
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise TokenNameInvalid(name)
+    return name
+
+
+def check_dep_url(url: str | None, field: str = "dep_url") -> str:
+    """``url`` normalised (Apple's default if None); ``field`` names it in the error."""
+    if url is None:
+        return DEFAULT_DEP_URL
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("https", "http") or not parts.hostname or len(url) > 500:
+        raise OptionInvalid(field, url, f"an http(s) URL such as {DEFAULT_DEP_URL}")
+    return url.strip().rstrip("/")
+
+
+def check_token_type(token_type: str | None, field: str = "type") -> str | None:
+    if token_type is not None and token_type not in TOKEN_TYPES:
+        raise OptionInvalid(field, token_type, "one of: abm, asm")
+    return token_type
+
+
+def check_file_size(data: bytes) -> None:
+    if not data or len(data) > MAX_TOKEN_FILE_BYTES:
+        raise TokenFileInvalid()
