@@ -54,7 +54,7 @@ async def test_the_user_agent_setting_is_used(monkeypatch: pytest.MonkeyPatch) -
         ("/account", text(403, "ACCESS_DENIED"), "access_denied", "still exists"),
         ("/session", text(400, "USER_AGENT_INVALID"), "user_agent_rejected", "ADESYNC_USER_AGENT"),
         ("/account", text(503, "", {"Retry-After": "3600"}), "apple_throttled", "wait until"),
-        ("/account", text(404, "NOT_FOUND"), "unexpected", "--dep-url"),
+        ("/account", text(404, "NOT_FOUND"), "unexpected", "Apple service URL"),
         ("/account", ok({"server_name": "no uuid"}), "unexpected", "server_uuid"),
     ],
 )

@@ -50,7 +50,9 @@ async def test_list_shows_tokens_with_credentials_and_all_adds_waiting_key_pairs
     assert set(listed[0]) >= LIST_FIELDS
     assert listed[0]["status"] == "installed"
     assert listed[0]["org_name"] == "Example School"
-    assert listed[0]["device_count"] == 0 and listed[0]["state"] is None
+    # Health is evaluated as the token is added (not synced yet, no default profile).
+    assert listed[0]["device_count"] == 0 and listed[0]["state"] == "warning"
+    assert listed[0]["state_reason"] is not None
     everything = await service.list_tokens(db, include_waiting=True)
     assert [(d["name"], d["status"]) for d in everything] == [
         ("north", "installed"),

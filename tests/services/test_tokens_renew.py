@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from adesync.commands.wording import cli_words
 from adesync.services import tokens as service
 from adesync.store import token_repo
 from adesync.store.database import Database
@@ -82,7 +83,7 @@ async def test_a_different_consumer_key_is_refused_unless_forced(
     before = await snapshot(db)
     with pytest.raises(service.DifferentServer) as caught:
         await service.renew_token(db, box, "north", token_file("a-other-consumer.p7m"))
-    assert "consumer key" in caught.value.message and "--force" in caught.value.message
+    assert "consumer key" in cli_words(caught.value) and "--force" in cli_words(caught.value)
     assert await snapshot(db) == before
     forced = await service.renew_token(
         db, box, "north", token_file("a-other-consumer.p7m"), force=True
@@ -123,5 +124,6 @@ async def test_renew_of_an_unknown_or_waiting_token_says_what_to_do(
     with pytest.raises(service.TokenNotFound, match="no token called north"):
         await service.renew_token(db, box, "north", token_file("a-aes128-ber.p7m"))
     await seed_pending(db, box, "north", keypair("a"))
-    with pytest.raises(service.TokenNotAdded, match="tokens add north"):
+    with pytest.raises(service.TokenNotAdded) as caught:
         await service.renew_token(db, box, "north", token_file("a-aes128-ber.p7m"))
+    assert "tokens add north" in cli_words(caught.value)
