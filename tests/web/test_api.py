@@ -352,7 +352,7 @@ async def test_profiles_define_assign_and_default(web: Web, simulator: RunningSi
     assert_problem(
         await web.client.post(f"{API}/tokens/school/profiles/NOPE/set-default", headers=admin),
         404,
-        "not_found",
+        "profile_not_found",
     )
 
 

@@ -43,7 +43,7 @@ async def _seed(settings: Settings, sim: Simulator, apple_url: str) -> str:
     from adesync.services import tokens as token_service
     from adesync.sync.service import SyncService
     from adesync.web import accounts
-    from adesync.web.verify import account_verifier
+    from adesync.services.apple_account import make_verifier
     from adesync.wiring import install
 
     install()
@@ -61,7 +61,7 @@ async def _seed(settings: Settings, sim: Simulator, apple_url: str) -> str:
                 name,
                 download.p7m,
                 dep_url=apple_url,
-                verify=account_verifier(settings),
+                verify=make_verifier(settings),
             )
             uuids[name] = download.server_uuid
         sim.revoke_token(uuids["broken"])

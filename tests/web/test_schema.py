@@ -25,7 +25,7 @@ async def _seed(settings_: Settings, sim: Simulator, apple_url: str) -> dict[str
     from adesync.sync.service import SyncService
     from adesync.web import accounts
     from adesync.web.roles import Role
-    from adesync.web.verify import account_verifier
+    from adesync.services.apple_account import make_verifier
 
     await initialise(settings_)
     async with open_runtime(settings_) as rt:
@@ -38,7 +38,7 @@ async def _seed(settings_: Settings, sim: Simulator, apple_url: str) -> dict[str
             "acme",
             download.p7m,
             dep_url=apple_url,
-            verify=account_verifier(settings_),
+            verify=make_verifier(settings_),
         )
         await SyncService(rt.db, rt.box, settings_).sync_named(None, trigger="add")
         _, key = await accounts.create_api_key(rt.db, "fuzz", Role.ADMIN, actor="test")
