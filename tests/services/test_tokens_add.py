@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from adesync.errors import AdesyncError
 from adesync.commands.wording import cli_words
+from adesync.errors import AdesyncError
 from adesync.services import tokens as service
 from adesync.store import token_repo
 from adesync.store.database import Database

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select, update
 
 from adesync.config import load_settings
+from adesync.services.profiles import ProfileService
 from adesync.services.tokens import list_tokens
 from adesync.store.database import Database
 from adesync.store.tables import tokens
@@ -16,7 +17,6 @@ from adesync.store.tables_sync import assignments, sync_runs
 from adesync.store.types import utcnow
 from adesync.sync import hooks
 from adesync.sync.clients import client_factory
-from adesync.services.profiles import ProfileService
 from adesync.sync.service import SyncService
 from tests.conftest import Home
 from tests.sim_fixtures import RunningSimulator, SimServer, sim_keypair, simulator

@@ -41,9 +41,9 @@ async def _seed(settings: Settings, sim: Simulator, apple_url: str) -> str:
     from adesync.commands.admin import initialise
     from adesync.runtime import open_runtime
     from adesync.services import tokens as token_service
+    from adesync.services.apple_account import make_verifier
     from adesync.sync.service import SyncService
     from adesync.web import accounts
-    from adesync.services.apple_account import make_verifier
     from adesync.wiring import install
 
     install()

@@ -22,10 +22,10 @@ async def _seed(settings_: Settings, sim: Simulator, apple_url: str) -> dict[str
     from adesync.commands.admin import initialise
     from adesync.runtime import open_runtime
     from adesync.services import tokens as token_service
+    from adesync.services.apple_account import make_verifier
     from adesync.sync.service import SyncService
     from adesync.web import accounts
     from adesync.web.roles import Role
-    from adesync.services.apple_account import make_verifier
 
     await initialise(settings_)
     async with open_runtime(settings_) as rt:
