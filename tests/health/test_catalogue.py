@@ -153,3 +153,15 @@ def test_docs_findings_is_the_packaged_file() -> None:
     docs = REPO / "docs" / "findings.md"
     assert docs.read_text(encoding="utf-8") == findings_markdown()
     assert docs.resolve() == (REPO / "src" / "adesync" / "health" / "findings.md").resolve()
+
+
+def test_the_lifecycle_table_names_every_finding_once() -> None:
+    """findings.md's table of what raises and clears each finding covers every code once."""
+    text = findings_markdown()
+    table = text[text.index("| finding | raised by |") :].split("\n\n", 1)[0]
+    named = [
+        code
+        for row in table.splitlines()[2:]
+        for code in re.findall(r"`(\w+)`", row.split("|")[1])
+    ]
+    assert sorted(named) == sorted(rule.code for rule in RULES)
