@@ -242,10 +242,11 @@ def create_app(
     install_problem_handlers(app, is_api=is_api)
 
     from adesync.web.api import api_router
-    from adesync.web.console import console_router, install_console
+    from adesync.web.console import console_router, install_console, token_forms_router
 
     app.include_router(api_router, prefix=API_PREFIX)
     app.include_router(console_router)
+    app.include_router(token_forms_router)
     install_console(app)
 
     @app.get("/healthz", include_in_schema=False)

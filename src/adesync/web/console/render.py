@@ -23,6 +23,7 @@ __all__ = [
     "compile_templates",
     "days_left",
     "flash",
+    "flash_redirect",
     "local_path",
     "redirect",
     "render",
@@ -94,6 +95,13 @@ def flash(request: Request, response: Response, kind: str, text: str) -> None:
     response.set_cookie(
         FLASH_COOKIE, signed, httponly=True, samesite="strict", secure=_secure(request)
     )
+
+
+def flash_redirect(request: Request, path: str, kind: str, text: str) -> Response:
+    """A redirect to ``path`` that shows ``text`` there once."""
+    response = redirect(request, path)
+    flash(request, response, kind, text)
+    return response
 
 
 def _take_flash(request: Request) -> dict[str, str] | None:

@@ -10,13 +10,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import RedirectResponse, Response
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import FormData
 
 from adesync.errors import AdesyncError, NotFoundError
 from adesync.health.catalogue import State
 from adesync.services import tokens as token_service
-from adesync.services.lifecycle import CheckOutcome
-from adesync.tokens import MAX_TOKEN_FILE_BYTES
 from adesync.web import accounts, actions
 from adesync.web.api.common import MAX_ID, client_address
 from adesync.web.audit import list_entries
@@ -31,6 +29,7 @@ from adesync.web.charts import RunBar, expiry_chart, runs_chart
 from adesync.web.console.render import (
     TEMPLATES,
     flash,
+    flash_redirect,
     local_path,
     redirect,
     render,
@@ -48,7 +47,7 @@ from adesync.web.services import (
 )
 from adesync.web.sessions import SESSION_LIFETIME, end_session, start_session
 from adesync.web.state import web_state
-from adesync.web.wording import console_words, minutes_until
+from adesync.web.wording import console_words
 
 __all__ = ["console_router", "install_console"]
 
@@ -85,7 +84,7 @@ async def form_with_csrf(request: Request) -> FormData:
     return form
 
 
-def _actor(request: Request, principal: Principal) -> actions.Actor:
+def actor_of(request: Request, principal: Principal) -> actions.Actor:
     return actions.Actor(principal, client_address(request))
 
 
@@ -235,7 +234,7 @@ async def create_token(request: Request) -> Response:
     try:
         await actions.create_token(
             web_state(request),
-            _actor(request, principal),
+            actor_of(request, principal),
             name,
             token_type=token_type,
             dep_url=dep_url,
@@ -294,158 +293,6 @@ async def token_page(request: Request, name: str) -> Response:
             "funnel": await token_funnel(state.db, name),
         },
         active="tokens",
-    )
-
-
-def _flash_redirect(request: Request, path: str, kind: str, text: str) -> Response:
-    response = redirect(request, path)
-    flash(request, response, kind, text)
-    return response
-
-
-@console_router.post("/tokens/{name}/sync")
-async def token_sync(request: Request, name: str) -> Response:
-    principal = await signed_in(request, Role.OPERATOR)
-    await form_with_csrf(request)
-    t = translator(request)
-    try:
-        report = await actions.sync_now(web_state(request), _actor(request, principal), name)
-    except AdesyncError as exc:
-        return _flash_redirect(
-            request, f"/tokens/{name}", "error", console_words(translator(request), exc)
-        )
-    if report["outcome"] == "ok":
-        text = t(
-            "token.synced",
-            added=report["added"],
-            modified=report["modified"],
-            deleted=report["deleted"],
-        )
-        return _flash_redirect(request, f"/tokens/{name}", "ok", text)
-    return _flash_redirect(
-        request,
-        f"/tokens/{name}",
-        "error",
-        t("token.sync_failed", code=report.get("error_code") or report["outcome"]),
-    )
-
-
-@console_router.post("/tokens/{name}/check")
-async def token_check(request: Request, name: str) -> Response:
-    principal = await signed_in(request, Role.OPERATOR)
-    await form_with_csrf(request)
-    t = translator(request)
-    try:
-        result = await actions.check_now(web_state(request), _actor(request, principal), name)
-    except AdesyncError as exc:
-        return _flash_redirect(
-            request, f"/tokens/{name}", "error", console_words(translator(request), exc)
-        )
-    if result.ok:
-        return _flash_redirect(request, f"/tokens/{name}", "ok", t("token.check_ok"))
-    if result.outcome is CheckOutcome.SKIPPED:
-        text = t("action.apple_throttled", minutes=minutes_until(result.next_allowed_at))
-        return _flash_redirect(request, f"/tokens/{name}", "error", text)
-    return _flash_redirect(
-        request, f"/tokens/{name}", "error", t("token.check_failed", code=result.error_code)
-    )
-
-
-@console_router.post("/tokens/{name}/p7m")
-async def token_upload(request: Request, name: str) -> Response:
-    principal = await signed_in(request, Role.ADMIN)
-    form = await form_with_csrf(request)
-    t = translator(request)
-    upload = form.get("p7m")
-    try:
-        if not isinstance(upload, UploadFile) or not upload.filename:
-            return _flash_redirect(request, f"/tokens/{name}", "error", t("token.upload_missing"))
-        data = await upload.read(MAX_TOKEN_FILE_BYTES + 1)
-    finally:
-        await form.close()
-    force = form.get("force") == "on"
-    try:
-        stored = await actions.upload_p7m(
-            web_state(request), _actor(request, principal), name, data, force=force
-        )
-    except AdesyncError as exc:
-        return _flash_redirect(
-            request, f"/tokens/{name}", "error", console_words(translator(request), exc)
-        )
-    expires = stored.token["expires_at"]
-    return _flash_redirect(
-        request,
-        f"/tokens/{name}",
-        "ok",
-        t("token.uploaded", date=expires.strftime("%Y-%m-%d") if expires else "?"),
-    )
-
-
-@console_router.get("/tokens/{name}/certificate.pem")
-async def token_certificate(request: Request, name: str) -> Response:
-    await signed_in(request)
-    state = web_state(request)
-    await token_service.get_token_document(state.db, name)
-    cert = await token_service.keypair_certificate(state.db, state.box, name)
-    return Response(
-        cert.certificate_pem,
-        media_type="application/x-pem-file",
-        headers={"Content-Disposition": f'attachment; filename="{name}.pem"'},
-    )
-
-
-@console_router.post("/tokens/{name}/certificate")
-async def token_new_certificate(request: Request, name: str) -> Response:
-    principal = await signed_in(request, Role.ADMIN)
-    await form_with_csrf(request)
-    try:
-        await actions.new_certificate(web_state(request), _actor(request, principal), name)
-    except AdesyncError as exc:
-        return _flash_redirect(
-            request, f"/tokens/{name}", "error", console_words(translator(request), exc)
-        )
-    return _flash_redirect(
-        request, f"/tokens/{name}", "ok", translator(request)("token.new_keypair_done")
-    )
-
-
-@console_router.post("/tokens/{name}/default-profile")
-async def token_default_profile(request: Request, name: str) -> Response:
-    principal = await signed_in(request, Role.ADMIN)
-    form = await form_with_csrf(request)
-    profile_uuid = str(form.get("profile_uuid") or "")
-    try:
-        assigned = await actions.set_default_profile(
-            web_state(request), _actor(request, principal), name, profile_uuid
-        )
-    except AdesyncError as exc:
-        return _flash_redirect(
-            request, f"/tokens/{name}", "error", console_words(translator(request), exc)
-        )
-    return _flash_redirect(
-        request,
-        f"/tokens/{name}",
-        "ok",
-        translator(request)("token.default_set", assigned=assigned),
-    )
-
-
-@console_router.post("/tokens/{name}/delete")
-async def token_delete(request: Request, name: str) -> Response:
-    principal = await signed_in(request, Role.ADMIN)
-    form = await form_with_csrf(request)
-    if str(form.get("confirm") or "") != name:
-        return _flash_redirect(
-            request, f"/tokens/{name}", "error", translator(request)("token.delete_confirm_wrong")
-        )
-    try:
-        await actions.delete_token(web_state(request), _actor(request, principal), name)
-    except AdesyncError as exc:
-        return _flash_redirect(
-            request, f"/tokens/{name}", "error", console_words(translator(request), exc)
-        )
-    return _flash_redirect(
-        request, "/tokens", "ok", translator(request)("token.deleted", name=name)
     )
 
 
@@ -581,7 +428,7 @@ async def define_profile(request: Request) -> Response:
     default = form.get("default") == "on"
     try:
         document, assigned = await actions.define_profile(
-            web_state(request), _actor(request, principal), token, definition, default=default
+            web_state(request), actor_of(request, principal), token, definition, default=default
         )
     except AdesyncError as exc:
         context = await _profiles_context(request)
@@ -591,7 +438,7 @@ async def define_profile(request: Request) -> Response:
             error=console_words(translator(request), exc),
         )
         return await render(request, "profiles.html", context, status=422, active="profiles")
-    return _flash_redirect(
+    return flash_redirect(
         request,
         "/profiles",
         "ok",
