@@ -348,3 +348,27 @@ def test_a_manual_sync_inside_apples_retry_after_is_skipped(world: World) -> Non
     assert (report["outcome"], report["error_code"]) == ("skipped", "apple_throttled")
     assert report["next_allowed_at"] is not None
     assert result.code == 0
+
+
+def test_a_profile_is_removed_through_the_cli_and_the_api(world: World, served: str) -> None:
+    server_uuid = world.healthy_token()
+    devices = json.loads(world.cli("devices", "list", "--token", "lab", "--json").out)
+    first, second = sorted(d["serial_number"] for d in devices)[:2]
+    listed = world.tmp / "serials.txt"
+    listed.write_text(f"{first}\nNOT-A-SERIAL\n")
+    removed = world.cli("profiles", "remove", "--token", "lab", "--serials", str(listed))
+    assert removed.code == 0 and "1 of 2" in removed.out and "NOT-A-SERIAL" in removed.out
+
+    async def key(db: Database) -> str:
+        _, text = await accounts.create_api_key(db, "operator", Role.OPERATOR, actor="test")
+        return text
+
+    answer = httpx.post(
+        f"{served}/api/v1/tokens/lab/profiles/remove",
+        json={"serials": [second]},
+        headers={"Authorization": f"Bearer {world.db(key)}"},
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"requested": 1, "removed": 1, "devices": {second: "SUCCESS"}}
+    for serial in (first, second):
+        assert world.sim.device(server_uuid, serial)["profile_status"] == "removed"

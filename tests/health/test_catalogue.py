@@ -160,8 +160,6 @@ def test_the_lifecycle_table_names_every_finding_once() -> None:
     text = findings_markdown()
     table = text[text.index("| finding | raised by |") :].split("\n\n", 1)[0]
     named = [
-        code
-        for row in table.splitlines()[2:]
-        for code in re.findall(r"`(\w+)`", row.split("|")[1])
+        code for row in table.splitlines()[2:] for code in re.findall(r"`(\w+)`", row.split("|")[1])
     ]
     assert sorted(named) == sorted(rule.code for rule in RULES)

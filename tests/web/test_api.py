@@ -70,6 +70,7 @@ ROUTES = [
     ("GET", "/tokens/x/profiles/P", Role.VIEWER),
     ("POST", "/tokens/x/profiles/P/assign", Role.OPERATOR),
     ("POST", "/tokens/x/profiles/P/set-default", Role.ADMIN),
+    ("POST", "/tokens/x/profiles/remove", Role.OPERATOR),
     ("GET", "/health", Role.VIEWER),
     ("GET", "/sync-runs", Role.VIEWER),
     ("GET", "/audit", Role.ADMIN),

@@ -16,6 +16,7 @@ from adesync.commands.wording import skip_hint
 from adesync.errors import AdesyncError
 from adesync.longlived import freeze_startup_objects
 from adesync.runtime import open_runtime
+from adesync.services.lifecycle import sync_tokens
 from adesync.sync.model import RunTotals
 from adesync.sync.scheduler import Scheduler
 from adesync.sync.service import SyncReport, SyncService
@@ -45,7 +46,7 @@ def sync(
         async with open_runtime() as rt:
             service = SyncService(rt.db, rt.box, rt.settings)
             if as_json:
-                return await service.sync_named(names or None, full=full, force=force)
+                return await sync_tokens(service, names or None, full=full, force=force)
             with Progress(
                 SpinnerColumn(),
                 TextColumn("[bold]{task.fields[token]}"),
@@ -64,8 +65,8 @@ def sync(
                         tasks[token] = bar.add_task("", total=None, token=token, pages=0, devices=0)
                     bar.update(tasks[token], pages=totals.pages, devices=totals.devices)
 
-                return await service.sync_named(
-                    names or None, full=full, force=force, progress=progress
+                return await sync_tokens(
+                    service, names or None, full=full, force=force, progress=progress
                 )
 
     reports = run(go())

@@ -11,6 +11,7 @@ time Apple named.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -25,9 +26,17 @@ from adesync.services.token_model import check_name
 from adesync.store.database import Database
 from adesync.store.tables import tokens
 from adesync.sync.clients import NoCredentials
+from adesync.sync.engine import Progress
 from adesync.sync.service import SyncReport, SyncService
 
-__all__ = ["CheckOutcome", "CheckResult", "check_token", "sync_token_now", "token_id"]
+__all__ = [
+    "CheckOutcome",
+    "CheckResult",
+    "check_token",
+    "sync_token_now",
+    "sync_tokens",
+    "token_id",
+]
 
 
 class CheckOutcome(StrEnum):
@@ -101,6 +110,19 @@ async def check_token(sync: SyncService, name: str) -> CheckResult:
         message=check_failed(error, state.dep_url).message,
         next_allowed_at=error.retry_at,
     )
+
+
+async def sync_tokens(
+    sync: SyncService,
+    names: Sequence[str] | None,
+    *,
+    full: bool = False,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> list[SyncReport]:
+    """Manual syncs of the named tokens (every token holding credentials when None), one after
+    another, each as :func:`sync_token_now`; an unknown name is refused before any runs."""
+    return await sync.sync_named(names, full=full, force=force, progress=progress)
 
 
 async def sync_token_now(

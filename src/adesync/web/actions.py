@@ -29,6 +29,7 @@ __all__ = [
     "define_profile",
     "delete_token",
     "new_certificate",
+    "remove_profile",
     "set_default_profile",
     "sync_now",
     "upload_p7m",
@@ -187,3 +188,13 @@ async def assign_profile(
         {"profile_uuid": profile_uuid, "serials": len(serials), "accepted": accepted},
     )
     return accepted
+
+
+async def remove_profile(
+    state: WebState, actor: Actor, name: str, serials: list[str]
+) -> dict[str, str]:
+    result = await profile_service(state).remove(name, serials)
+    await actor.record(
+        state, "profile.remove", name, {"serials": len(serials), "removed": result.removed}
+    )
+    return result.devices

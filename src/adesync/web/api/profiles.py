@@ -1,4 +1,4 @@
-"""Enrollment profiles: define, list, get, assign (serial list), set default.
+"""Enrollment profiles: define, list, get, assign (serial list), set default, remove.
 
 After Graph's ``enrollmentProfile`` (``setDefaultProfile``, ``updateDeviceProfileAssignment``).
 """
@@ -100,3 +100,19 @@ async def set_default(
         web_state(request), actions.Actor(principal, client_address(request)), name, profile_uuid
     )
     return {"token": name, "default_profile_uuid": profile_uuid, "assigned": assigned}
+
+
+@router.post("/tokens/{name}/profiles/remove", summary="Remove the profile from serials")
+async def remove_profile(
+    request: Request,
+    name: str,
+    body: Assign,
+    principal: Annotated[Principal, Depends(require(Role.OPERATOR))],
+) -> Any:
+    """Apple removes the profile from the serials (``DELETE /profile/devices``); its answer per
+    serial (``SUCCESS``, ``NOT_ACCESSIBLE``, ...). The next sync stores the new status."""
+    devices = await actions.remove_profile(
+        web_state(request), actions.Actor(principal, client_address(request)), name, body.serials
+    )
+    removed = sum(1 for status in devices.values() if status == "SUCCESS")
+    return {"requested": len(body.serials), "removed": removed, "devices": devices}
