@@ -11,6 +11,9 @@
   after the last page's.
 - Each page's devices and its cursor are committed together (see :mod:`adesync.store.sync_repo`),
   so a run killed anywhere resumes from the last committed page.
+- A cancelled run (a signal, a scheduler stopping) finishes the page it is writing, records
+  itself ``interrupted`` with its totals and re-raises; the CLI, the worker and ``serve`` all
+  stop runs this way.
 - Every Apple error is recorded on the token; a success clears its flags.
 """
 
