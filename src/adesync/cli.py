@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 
 from adesync import __version__
-from adesync.commands.common import err
+from adesync.commands.common import Stopped, err
 from adesync.errors import AdesyncError
 
 # name → ("module:attribute" of a Typer app or a command function, one-line help)
@@ -102,7 +102,10 @@ def run_cli(argv: list[str] | None = None) -> int:
 
         err.print(f"[bold red]error:[/bold red] {escape(cli_words(exc))}", highlight=False)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except Stopped as stopped:
+        err.print(stopped.message, highlight=False, markup=False)
+        return stopped.exit_code
+    except KeyboardInterrupt:  # Ctrl-C outside a command's event loop (starting, or a prompt)
         err.print("interrupted")
         return 130
     except Exception as exc:  # a defect: still one line, the traceback only with --debug

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -231,6 +232,57 @@ async def test_a_failure_mid_run_keeps_the_pages_already_committed(
     report = await sync.sync_now(token_id, force=True)
     assert report.outcome == "ok"
     assert await live_serials(db, token_id) == sim_serials(simulator, server)
+
+
+class HeldSecondCommit:
+    """The sync's store, whose second page commit waits, once started, for ``go``."""
+
+    def __init__(self, repo: Any) -> None:
+        self.repo = repo
+        self.commits = 0
+        self.started = asyncio.Event()
+        self.go = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.repo, name)
+
+    async def commit_page(self, *args: Any, **kwargs: Any) -> Any:
+        self.commits += 1
+        if self.commits == 2:
+            self.started.set()
+            await self.go.wait()
+        return await self.repo.commit_page(*args, **kwargs)
+
+
+async def test_a_run_cancelled_mid_commit_finishes_the_page_and_records_it_interrupted(
+    db: Database, home: Home, simulator: RunningSimulator
+) -> None:
+    """Cancelled (a signal, a scheduler stopping) while a page is being committed, the run lets
+    that page and its cursor commit, counts it, records itself ``interrupted`` and gives the
+    token back; the cancellation goes on."""
+    simulator.admin.settings(page_limit_maximum=100)
+    server = simulator.create_server("Big", devices=500)
+    token_id = await add(db, home, simulator, server, "big")
+    sync = service(db, home)
+    held = HeldSecondCommit(sync.repo)
+    sync.repo = held
+    running = asyncio.create_task(sync.sync_now(token_id, force=True))
+    await held.started.wait()
+    running.cancel()
+    await asyncio.sleep(0)  # the cancellation is delivered while the commit is held
+    held.go.set()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+
+    async with db.read() as session:
+        (run,) = await session.execute(select(sync_runs))
+        token = (await session.execute(select(tokens).where(tokens.c.id == token_id))).one()
+    assert (run.outcome, run.kind, run.pages, run.added) == ("interrupted", "fetch", 2, 200)
+    assert run.finished_at is not None
+    assert len(await device_rows(db, token_id)) == 200
+    assert token.cursor is not None and token.fetch_started_at is not None
+    assert token.lease_owner is None
+    assert held.commits == 2
 
 
 async def test_manual_syncs_are_throttled_unless_forced(

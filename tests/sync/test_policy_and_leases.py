@@ -152,3 +152,33 @@ async def outcomes(db: Database) -> dict[int, str]:
     async with db.read() as session:
         rows = await session.execute(select(sync_runs.c.id, sync_runs.c.outcome))
         return {run_id: outcome for run_id, outcome in rows}
+
+
+async def test_claiming_a_token_whose_lease_expired_closes_the_dead_run(
+    db: Database, box: SecretBox
+) -> None:
+    """A process that died mid-run (SIGKILL) left its run ``running``: the next process of any
+    kind that claims the token once the lease has expired closes it, in the same transaction."""
+    repo = SyncRepo(db, box)
+    by_hand = await insert_token(db, box, "by-hand", lease_owner="dead-cli")  # an hour's lease
+    scheduled = await insert_token(db, box, "scheduled", lease_owner="dead-worker")
+    dead_cli = await repo.start_run(by_hand, "manual", "dead-cli", T0)
+    dead_worker = await repo.start_run(scheduled, "schedule", "dead-worker", T0)
+
+    # While the lease lasts the run may still be alive: no claim, nothing closed.
+    assert not await claim_token(db, by_hand, "cli", T0 + timedelta(minutes=30), 60)
+    assert await claim_due_tokens(db, "worker", 5, T0 + timedelta(minutes=30), 60) == []
+    assert set((await outcomes(db)).values()) == {"running"}
+
+    expired = T0 + timedelta(hours=2)
+    assert await claim_token(db, by_hand, "cli", expired, 60)
+    assert await claim_due_tokens(db, "worker", 5, expired, 60) == [scheduled]
+    assert await outcomes(db) == {dead_cli: "interrupted", dead_worker: "interrupted"}
+    async with db.read() as session:
+        finished = await session.execute(select(sync_runs.c.finished_at))
+        assert set(finished.scalars()) == {expired}
+
+    # The claimer's own runs are its to finish.
+    mine = await repo.start_run(by_hand, "manual", "cli", expired)
+    assert await claim_token(db, by_hand, "cli", expired, 60)
+    assert (await outcomes(db))[mine] == "running"

@@ -98,3 +98,31 @@ async def test_after_sync_hooks_run_for_many_tokens_at_once_after_the_leases(
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_a_stopping_scheduler_records_its_runs_interrupted_without_waiting_for_them(
+    db: Database, home: Home, simulator: RunningSimulator
+) -> None:
+    """``serve`` at shutdown and a stopping ``adesync worker`` stop their scheduler: the syncs
+    under way are cancelled, each closes its run ``interrupted`` with the pages it committed
+    and gives its lease back, even while every slot is busy with a long fetch."""
+    simulator.admin.settings(page_limit_maximum=100)
+    server = simulator.create_server("Slow", devices=1000)
+    token_id = await insert_sim_token(db, home.box, simulator, server, "slow")
+    simulator.admin.faults(server.uuid, delay_ms=300)
+    scheduler = Scheduler(db, home.box, load_settings(), concurrency=1, kind="serve")
+    async with running(scheduler):
+        await wait_until(lambda: _cursor_stored(db, token_id), "the first committed page")
+    async with db.read() as session:
+        run = (await session.execute(select(sync_runs))).one()
+        token = (await session.execute(select(tokens).where(tokens.c.id == token_id))).one()
+    assert (run.outcome, run.kind, run.trigger) == ("interrupted", "fetch", "schedule")
+    assert run.pages >= 1 and run.finished_at is not None
+    assert token.fetch_started_at is not None  # the fetch was left under way, not waited for
+    assert token.lease_owner is None
+
+
+async def _cursor_stored(db: Database, token_id: int) -> bool:
+    async with db.read() as session:
+        query = select(tokens.c.cursor).where(tokens.c.id == token_id)
+        return (await session.execute(query)).scalar_one() is not None

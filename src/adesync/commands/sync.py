@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from adesync.commands.common import err, iso, out, print_json, run
+from adesync.commands.common import Stopped, err, iso, out, print_json, run
 from adesync.commands.wording import skip_hint
 from adesync.errors import AdesyncError
 from adesync.longlived import freeze_startup_objects
@@ -69,7 +69,14 @@ def sync(
                     service, names or None, full=full, force=force, progress=progress
                 )
 
-    reports = run(go())
+    try:
+        reports = run(go())
+    except Stopped as stopped:
+        raise Stopped(
+            stopped.signum,
+            f"Sync stopped by {stopped.signal_name}: the devices fetched so far are kept, the "
+            "run is recorded as interrupted, and the next sync goes on from where it stopped.",
+        ) from None
     if as_json:
         print_json([report.as_json() for report in reports])
     else:

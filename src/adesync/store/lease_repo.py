@@ -16,7 +16,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from adesync.store.database import Database, rowcount
-from adesync.store.sync_repo import due_filter
+from adesync.store.sync_repo import close_runs_of_ended_leases, due_filter
 from adesync.store.tables import tokens
 from adesync.store.tables_sync import leases, worker_heartbeats
 
@@ -28,7 +28,8 @@ def new_worker_id(kind: str) -> str:
 async def claim_due_tokens(
     db: Database, worker: str, limit: int, now: datetime, lease_seconds: float
 ) -> list[int]:
-    """Lease up to ``limit`` due tokens for ``worker``; returns their ids, most overdue first."""
+    """Lease up to ``limit`` due tokens for ``worker``; returns their ids, most overdue first.
+    Runs of those tokens left ``running`` by a worker that died are closed as ``interrupted``."""
     if limit <= 0:
         return []
     query = (
@@ -47,13 +48,15 @@ async def claim_due_tokens(
                 .where(tokens.c.id.in_(ids))
                 .values(lease_owner=worker, lease_expires_at=now + timedelta(seconds=lease_seconds))
             )
+            await close_runs_of_ended_leases(session, ids, worker, now)
     return ids
 
 
 async def claim_token(
     db: Database, token_id: int, worker: str, now: datetime, lease_seconds: float
 ) -> bool:
-    """Lease one token now (a manual sync), unless another worker holds it."""
+    """Lease one token now (a manual sync), unless another worker holds it. Its runs left
+    ``running`` by a worker that died are closed as ``interrupted``."""
     async with db.write() as session:
         result = await session.execute(
             update(tokens)
@@ -67,7 +70,10 @@ async def claim_token(
             )
             .values(lease_owner=worker, lease_expires_at=now + timedelta(seconds=lease_seconds))
         )
-    return rowcount(result) == 1
+        claimed = rowcount(result) == 1
+        if claimed:
+            await close_runs_of_ended_leases(session, [token_id], worker, now)
+    return claimed
 
 
 async def renew_token_lease(

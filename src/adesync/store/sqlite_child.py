@@ -11,12 +11,14 @@ big-endian length and a pickle. Requests: ``("run", begin, operation, parameters
 ``(False, (exception class name, args, sqlite_errorcode, sqlite_errorname))``.
 
 When standard input ends (the parent exited or was killed) the child rolls back whatever
-transaction is open and exits: a write the parent did not commit is never committed.
+transaction is open and exits: a write the parent did not commit is never committed. It ignores
+SIGINT and SIGTERM (its parent handles them, and may need it to finish the page in hand).
 """
 
 from __future__ import annotations
 
 import pickle
+import signal
 import sqlite3
 import struct
 import sys
@@ -121,6 +123,11 @@ def serve(conn: sqlite3.Connection, requests: BinaryIO, answers: BinaryIO) -> No
 
 
 def main() -> None:
+    # Ctrl-C reaches the whole process group, and a service manager may send SIGTERM to every
+    # process of the service: the parent stops on them and records its run, which needs this
+    # child until it is done with it. The child ends with its parent (its input closes).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     database = sys.argv[1]
     uri = len(sys.argv) > 2 and sys.argv[2] == "uri"
     requests, answers = sys.stdin.buffer, sys.stdout.buffer

@@ -29,6 +29,7 @@ from adesync.sync.model import (
     DeviceRecord,
     OAuthValues,
     PageResult,
+    RunOutcome,
     RunTotals,
     TokenSyncState,
 )
@@ -421,7 +422,7 @@ class SyncRepo:
                     trigger=trigger,
                     worker=worker,
                     started_at=now,
-                    outcome="running",
+                    outcome=RunOutcome.RUNNING,
                 )
                 .returning(sync_runs.c.id)
             )
@@ -565,7 +566,8 @@ def _error_values(code: str, status: int | None, body: str, now: datetime) -> di
 async def mark_interrupted_runs(db: Database, now: datetime) -> int:
     """Close the runs left ``running`` by a worker that died: a run is live only while its
     worker holds the token's lease, so one whose worker no longer holds it (lease given back,
-    expired, or taken by another worker) was interrupted. Returns how many were closed."""
+    expired, or taken by another worker) was interrupted. Returns how many were closed.
+    (Claiming a token closes its own at once: :func:`close_runs_of_ended_leases`.)"""
     lease_held = (
         select(tokens.c.id)
         .where(
@@ -584,9 +586,28 @@ async def mark_interrupted_runs(db: Database, now: datetime) -> int:
     async with db.write() as session:
         result = await session.execute(
             update(sync_runs)
-            .where(sync_runs.c.outcome == "running", or_(~lease_held, newer_run))
-            .values(outcome="interrupted", finished_at=now)
+            .where(sync_runs.c.outcome == RunOutcome.RUNNING, or_(~lease_held, newer_run))
+            .values(outcome=RunOutcome.INTERRUPTED, finished_at=now)
         )
+    return rowcount(result)
+
+
+async def close_runs_of_ended_leases(
+    session: AsyncSession, token_ids: Sequence[int], claimer: str, now: datetime
+) -> int:
+    """In the transaction that gives ``claimer`` the lease of these tokens: close as
+    ``interrupted`` their runs still ``running`` under another worker. Such a run's lease has
+    ended (given back, or expired: its process died), so it cannot commit another page.
+    Returns how many were closed."""
+    result = await session.execute(
+        update(sync_runs)
+        .where(
+            sync_runs.c.token_id.in_(list(token_ids)),
+            sync_runs.c.outcome == RunOutcome.RUNNING,
+            sync_runs.c.worker.is_distinct_from(claimer),
+        )
+        .values(outcome=RunOutcome.INTERRUPTED, finished_at=now)
+    )
     return rowcount(result)
 
 

@@ -117,7 +117,7 @@ sync_runs = Table(
     Column("modified", Integer, nullable=False, server_default="0"),
     Column("deleted", Integer, nullable=False, server_default="0"),
     Column("assigned", Integer, nullable=False, server_default="0"),
-    Column("outcome", String(16), nullable=False),  # running | ok | error | throttled
+    Column("outcome", String(16), nullable=False),  # RunOutcome: running | ok | ... | interrupted
     Column("error_code", String(64), nullable=True),
     Column("cursor_recovered", Boolean, nullable=False, server_default=false()),
     Index("ix_sync_runs_token_started", "token_id", "started_at"),

@@ -11,6 +11,9 @@
   after the last page's.
 - Each page's devices and its cursor are committed together (see :mod:`adesync.store.sync_repo`),
   so a run killed anywhere resumes from the last committed page.
+- A cancelled run (a signal, a scheduler stopping) finishes the page it is writing, records
+  itself ``interrupted`` with its totals and re-raises; the CLI, the worker and ``serve`` all
+  stop runs this way.
 - Every Apple error is recorded on the token; a success clears its flags.
 """
 
@@ -22,7 +25,7 @@ import operator
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from adesync.apple import AppleError, Device, DevicePage
 from adesync.store.sync_repo import LeaseLost, PreparedFetchPage
@@ -31,11 +34,14 @@ from adesync.sync.model import (
     APPLE_DEVICE_FIELDS,
     DeviceRecord,
     PageResult,
+    RunOutcome,
     RunTotals,
     TokenSyncState,
 )
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 Progress = Callable[[str, RunTotals], None]
 # Builds a fetch page's rows ahead of its commit (SyncStore.prepare_fetch_page, bound).
@@ -154,7 +160,11 @@ async def sync_token(
     progress: Progress | None = None,
     on_page: OnPage | None = None,
 ) -> SyncOutcome:
-    """Sync one token (its lease must be held by ``worker``); never raises AppleError."""
+    """Sync one token (its lease must be held by ``worker``); never raises AppleError.
+
+    Cancelled (a signal stopping the process, a scheduler shutting down), it records the run
+    ``interrupted`` with its totals so far, then re-raises ``CancelledError``: the pages
+    committed stay, and the next run goes on from the stored cursor."""
     started = now()
     run_id = await store.start_run(state.token_id, trigger, worker, started)
     totals = RunTotals()
@@ -163,6 +173,11 @@ async def sync_token(
         await _pages(state, client, store, worker, full, now, assigner, totals, progress, on_page)
         if assigner is not None:
             totals.assigned += await assigner.retry_due()
+    except asyncio.CancelledError:
+        log.info("sync of token %s interrupted after %d pages", state.name, totals.pages)
+        finish = store.finish_run(run_id, totals, RunOutcome.INTERRUPTED, None, started, now())
+        await asyncio.shield(finish)  # a second cancellation does not stop the recording
+        raise
     except AppleError as error:
         outcome.outcome = "throttled" if error.code == "apple_throttled" else "error"
         outcome.error_code = error.code
@@ -206,7 +221,7 @@ async def _pages(
     if full or (cursor is None and fetch_started is None):
         fetch_started = now()
         cursor = None
-        await store.start_full_fetch(state.token_id, worker, fetch_started)
+        await _whole(store.start_full_fetch(state.token_id, worker, fetch_started))
     assigning = assigner is not None and state.default_profile_uuid is not None
 
     def prepare() -> Prepare | None:
@@ -232,14 +247,16 @@ async def _pages(
             except AppleError as error:
                 if error.code == "cursor_exhausted" and fetch_started is not None and cursor:
                     # The fetch had returned every device: close it and go on with sync.
-                    await store.commit_page(
-                        state.token_id,
-                        worker,
-                        [],
-                        cursor,
-                        fetch_started_at=fetch_started,
-                        completes_fetch=True,
-                        now=now(),
+                    await _whole(
+                        store.commit_page(
+                            state.token_id,
+                            worker,
+                            [],
+                            cursor,
+                            fetch_started_at=fetch_started,
+                            completes_fetch=True,
+                            now=now(),
+                        )
                     )
                     fetch_started = None
                     continue
@@ -250,7 +267,7 @@ async def _pages(
                     totals.cursor_recovered = True
                     fetch_started = now()
                     cursor = None
-                    await store.start_full_fetch(state.token_id, worker, fetch_started)
+                    await _whole(store.start_full_fetch(state.token_id, worker, fetch_started))
                     continue
                 raise
             if page.more_to_follow and page.cursor != cursor:
@@ -262,7 +279,7 @@ async def _pages(
             if fetch_started is not None:
                 totals.kind = "fetch"
             completes_fetch = fetch_started is not None and not page.more_to_follow
-            result = await store.commit_page(
+            commit = store.commit_page(
                 state.token_id,
                 worker,
                 records,
@@ -273,7 +290,7 @@ async def _pages(
                 assigning=assigning,
                 prepared=prepared,
             )
-            totals.add_page(result, len(records))
+            result = await _whole(_counted(commit, totals, len(records)))
             if on_page is not None and records:
                 # A page's hooks run beside the next page's commit, one page's at a time.
                 if hooks_running is not None:
@@ -304,6 +321,27 @@ async def _pages(
             await asyncio.gather(ahead, return_exceptions=True)
         if hooks_running is not None:
             await hooks_running
+
+
+async def _whole(write: Awaitable[T]) -> T:
+    """Await a database write to its end even if the run is cancelled meanwhile, then let the
+    cancellation go on: a page and its cursor are committed whole or not at all, and the run
+    counts the page it committed before it stopped."""
+    task = asyncio.ensure_future(write)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])
+        if not task.cancelled():
+            task.exception()  # a write that failed meanwhile: the cancellation is what goes on
+        raise
+
+
+async def _counted(commit: Awaitable[PageResult], totals: RunTotals, devices: int) -> PageResult:
+    """A page's commit, added to the run's totals as soon as it is done."""
+    result = await commit
+    totals.add_page(result, devices)
+    return result
 
 
 async def _request(

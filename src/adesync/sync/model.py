@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 # Apple's device fields a DeviceRecord keeps and the devices table stores (serial aside).
@@ -125,6 +126,17 @@ class PageResult:
     skipped_stale: int = 0
     # Live devices of this page that the assigner should consider.
     to_assign: list[str] = field(default_factory=list)
+
+
+class RunOutcome(StrEnum):
+    """How a sync run (a row of ``sync_runs``) stands: ``running`` until it ends."""
+
+    RUNNING = "running"
+    OK = "ok"
+    ERROR = "error"
+    THROTTLED = "throttled"
+    # Stopped by a signal or a shutdown, or its process died (closed once its lease expired).
+    INTERRUPTED = "interrupted"
 
 
 @dataclass

@@ -5,7 +5,9 @@ machines) may share one database: each claims due tokens with a lease, renews it
 and releases it with the next due time. A killed scheduler's leases expire and another one takes
 its tokens. Each writes a heartbeat so health can tell when none runs, and runs the periodic
 jobs of :data:`adesync.sync.hooks.PERIODIC` under named leases, one scheduler at a time (first
-its own: runs left ``running`` by a worker that died are marked ``interrupted``).
+its own: runs left ``running`` by a worker that died are marked ``interrupted``). Stopping,
+it cancels the syncs it runs, which record their runs ``interrupted`` and give their leases
+back (:func:`adesync.sync.engine.sync_token`).
 """
 
 from __future__ import annotations
@@ -74,8 +76,12 @@ class Scheduler:
         # many tokens at once, outside the leases (see flush_after_sync).
         self.after_sync_pending: list[int] = []
         self.after_sync_since = 0.0
+        self.stop = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set; then the syncs under way are cancelled (each records its
+        run ``interrupted``) and every lease is given back before it returns."""
+        self.stop = stop
         started = self.now()
         last_beat = 0.0
         last_periodic = 0.0
@@ -119,7 +125,9 @@ class Scheduler:
         if len(self.running) >= self.concurrency:
             # Claim again as soon as a sync ends: returning 0 here would make run() wait a whole
             # poll period while tokens may be due (4 slots per 5 s was a worker's pace).
-            await asyncio.wait(self.running, return_when=asyncio.FIRST_COMPLETED)
+            await self._wait_for_a_slot()
+            if self.stop.is_set():
+                return 0
         room = self.concurrency - len(self.running)
         ids = await claim_due_tokens(
             self.db, self.worker, room, self.now(), self.settings.lease_seconds
@@ -130,8 +138,17 @@ class Scheduler:
             task.add_done_callback(self.running.discard)
         if not ids and self.running:
             # Wait for a slot to free up rather than polling the database.
-            await asyncio.wait(self.running, return_when=asyncio.FIRST_COMPLETED)
+            await self._wait_for_a_slot()
         return len(ids)
+
+    async def _wait_for_a_slot(self) -> None:
+        """Until a running sync ends or the scheduler is told to stop (a stopping worker does
+        not wait for a long fetch to end: run() cancels it)."""
+        stopping = asyncio.ensure_future(self.stop.wait())
+        try:
+            await asyncio.wait({*self.running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
 
     async def flush_after_sync(self, *, force: bool = False) -> None:
         """Run the after-sync hooks for the tokens synced since the last time: when
