@@ -11,7 +11,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -97,6 +97,39 @@ _RECORD_TIMESTAMPS = tuple(
 )
 
 HISTORY_COLUMNS = ("token_id", "serial_number", "at", "kind", "detail", "profile_uuid")
+
+# What a page reads of its stored devices, and where Apple's fields sit in a _live_row.
+_STORED_COLUMNS = ("last_op_date", "deleted", *APPLE_DEVICE_FIELDS)
+_ROW_FIELDS = slice(2, 2 + len(APPLE_DEVICE_FIELDS))
+
+
+class StoredDevice(NamedTuple):
+    """A device row as a page finds it: values as the driver returns them, so ``values``
+    compares equal to the Apple fields of a _live_row (timestamps through ``stamp``)."""
+
+    op_date: Any
+    deleted: bool
+    values: tuple[Any, ...]
+
+
+def _is_stale(stored: StoredDevice, record: DeviceRecord) -> bool:
+    """The stored operation is newer than the record's (the upserts then leave the row)."""
+    if stored.op_date is None or record.op_date is None:
+        return False
+    stored_date = from_stored_datetime(stored.op_date)
+    return stored_date is not None and record.op_date < stored_date
+
+
+def _count(result: PageResult, stored: StoredDevice | None, row: Sequence[Any]) -> None:
+    """Count a live device about to be written from ``row``: added when the store does not hold
+    it or holds it as deleted, modified when one of its stored Apple fields differs, else
+    unchanged."""
+    if stored is None or stored.deleted:
+        result.added += 1
+    elif stored.values != tuple(row[_ROW_FIELDS]):
+        result.modified += 1
+    else:
+        result.unchanged += 1
 
 
 def _device_upsert(
@@ -218,8 +251,9 @@ class SyncRepo:
         prepared: PreparedFetchPage | None = None,
     ) -> PageResult:
         """Apply one page and store its cursor in one transaction (see the module doc).
-        Without ``assigning`` (no default profile) a fetch page leaves ``to_assign`` empty and
-        skips looking its devices up. ``prepared``: this fetch page's rows, built ahead by
+        The page's devices are looked up first (to count them as added, modified or
+        unchanged: see :class:`PageResult`); without ``assigning`` (no default profile) a fetch
+        page leaves ``to_assign`` empty. ``prepared``: this fetch page's rows, built ahead by
         :meth:`prepare_fetch_page` (used if built for these records and this fetch)."""
         result = PageResult()
         if fetch_started_at is not None and not (
@@ -294,14 +328,18 @@ class SyncRepo:
         assigning: bool,
     ) -> None:
         live = page.live
-        if assigning:
-            known = await self._known(session, token_id, [r.serial_number for r in live])
-            for record in live:
+        known = await self._known(session, token_id, [r.serial_number for r in live])
+        for record, row in zip(live, page.rows, strict=True):
+            stored = known.get(record.serial_number)
+            if stored is not None and _is_stale(stored, record):
+                result.skipped_stale += 1  # the upsert leaves this row as it is
+            else:
+                _count(result, stored, row)
+            if assigning:
                 status = record.profile_status
-                if record.serial_number not in known or status in NEEDS_PROFILE or status is None:
+                if stored is None or status in NEEDS_PROFILE or status is None:
                     result.to_assign.append(record.serial_number)
         await self._fetch_upsert.execute(session, page.rows, converted=True)
-        result.added += len(page.rows)
         gone = [r for r in page.unique if r.op_type == "deleted"]
         if gone:
             await self._deleted_upsert.execute(
@@ -324,26 +362,21 @@ class SyncRepo:
         history: list[tuple[Any, ...]] = []
         for record in records:
             stored = known.get(record.serial_number)
-            if stored is not None:
-                stored_date, _ = stored
-                if stored_date and record.op_date and record.op_date < stored_date:
-                    result.skipped_stale += 1
-                    continue
+            if stored is not None and _is_stale(stored, record):
+                result.skipped_stale += 1
+                continue
             op = (record.op_type or "added").lower()
             if op == "deleted":
                 gone_rows.append(self._gone_row(token_id, record, now))
                 result.deleted += 1
             else:
-                is_new = stored is None or stored[1]
-                if op == "added" or is_new:
-                    # A `modified` for a device we do not hold is how ABM reports some moves.
-                    result.added += 1
+                row = self._live_row(token_id, record, now_value)
+                _count(result, stored, row)
+                # A `modified` for a device we do not hold is how ABM reports some moves.
+                is_new = stored is None or stored.deleted
+                if op == "added" or is_new or record.profile_status in NEEDS_PROFILE:
                     result.to_assign.append(record.serial_number)
-                else:
-                    result.modified += 1
-                    if record.profile_status in NEEDS_PROFILE:
-                        result.to_assign.append(record.serial_number)
-                live_rows.append(self._live_row(token_id, record, now_value))
+                live_rows.append(row)
             history.append(
                 (
                     token_id,
@@ -360,13 +393,10 @@ class SyncRepo:
 
     async def _known(
         self, session: AsyncSession, token_id: int, serials: Sequence[str]
-    ) -> dict[str, tuple[datetime | None, bool]]:
-        """Stored (last_op_date, deleted) of the given serials of this token."""
-        rows = await probe_devices(session, token_id, serials, ("last_op_date", "deleted"))
-        return {
-            serial: (from_stored_datetime(op_date), bool(deleted))
-            for serial, op_date, deleted in rows
-        }
+    ) -> dict[str, StoredDevice]:
+        """What is stored of the given serials of this token (rows as the driver gives them)."""
+        rows = await probe_devices(session, token_id, serials, _STORED_COLUMNS)
+        return {row[0]: StoredDevice(row[1], bool(row[2]), row[3:]) for row in rows}
 
     def _live_row(
         self, token_id: int, record: DeviceRecord, now: Any, seen_in_fetch: Any = None
@@ -451,6 +481,7 @@ class SyncRepo:
                     added=totals.added,
                     modified=totals.modified,
                     deleted=totals.deleted,
+                    unchanged=totals.unchanged,
                     assigned=totals.assigned,
                     outcome=outcome,
                     error_code=error_code,

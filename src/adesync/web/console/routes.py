@@ -260,7 +260,8 @@ async def token_page(request: Request, name: str) -> Response:
     state = web_state(request)
     token = await _token_or_404(request, name)
     report = await health_report(state, token=name, lang=t.lang)
-    from adesync.sync.queries import DeviceFilter, list_devices, list_runs
+    from adesync.services.runs import list_runs
+    from adesync.sync.queries import DeviceFilter, list_devices
     from adesync.web.enrollment_view import token_funnel
 
     runs = await list_runs(state.db, name, 30)
@@ -320,6 +321,7 @@ async def token_sync(request: Request, name: str) -> Response:
             added=report["added"],
             modified=report["modified"],
             deleted=report["deleted"],
+            unchanged=report["unchanged"],
         )
         return _flash_redirect(request, f"/tokens/{name}", "ok", text)
     return _flash_redirect(
