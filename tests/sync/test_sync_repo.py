@@ -142,6 +142,16 @@ async def test_a_refetch_counts_stored_devices_as_unchanged_unless_an_apple_fiel
     # A device stored as deleted that a fetch returns again counts as added.
     back = await fetch(T0 + timedelta(days=24), [*changed, record("C")], False)
     assert (back.added, back.modified, back.unchanged) == (1, 0, 2)
+    # A record older than the stored operation is left as stored, and counted as stale.
+    newer = T0 + timedelta(days=30)
+    await repo.commit_page(
+        token_id, "w1", [record("C", "modified", newer, color="blue")], "s", fetch_started_at=None,
+        completes_fetch=False, now=newer,
+    )  # fmt: skip
+    older = record("C", "modified", newer - timedelta(hours=1), color="green")
+    stale = await fetch(newer, [older], False)
+    assert (stale.added, stale.modified, stale.unchanged, stale.skipped_stale) == (0, 0, 0, 1)
+    assert (await device_rows(db, token_id))["C"].color == "blue"
 
 
 async def test_sync_ops_count_by_what_the_store_holds_not_by_the_op_type(

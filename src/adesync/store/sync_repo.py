@@ -120,16 +120,56 @@ def _is_stale(stored: StoredDevice, record: DeviceRecord) -> bool:
     return stored_date is not None and record.op_date < stored_date
 
 
-def _count(result: PageResult, stored: StoredDevice | None, row: Sequence[Any]) -> None:
-    """Count a live device about to be written from ``row``: added when the store does not hold
-    it or holds it as deleted, modified when one of its stored Apple fields differs, else
-    unchanged."""
-    if stored is None or stored.deleted:
+class Found(NamedTuple):
+    """A page's device as the store held it before the page: ``same`` when its stored Apple
+    fields equal the page's, ``stale`` when its stored operation is newer than the page's."""
+
+    deleted: bool
+    same: bool
+    stale: bool
+
+
+def _found(stored: StoredDevice, record: DeviceRecord, row: Sequence[Any]) -> Found:
+    """``stored`` compared with the ``row`` (a _live_row) about to be written for ``record``."""
+    same = stored.values == tuple(row[_ROW_FIELDS])
+    return Found(stored.deleted, same, _is_stale(stored, record))
+
+
+def _count(result: PageResult, found: Found | None) -> None:
+    """Count a live device of a page: skipped when stale (the upserts leave its row), added
+    when the store did not hold it or held it as deleted, modified when one of its stored
+    Apple fields differs, else unchanged."""
+    if found is not None and found.stale:
+        result.skipped_stale += 1
+    elif found is None or found.deleted:
         result.added += 1
-    elif stored.values != tuple(row[_ROW_FIELDS]):
-        result.modified += 1
-    else:
+    elif found.same:
         result.unchanged += 1
+    else:
+        result.modified += 1
+
+
+def _counted_fetch_sql(upsert: BulkWrite) -> str:
+    """PostgreSQL: the fetch upsert and, in the same statement (whose parts all read the
+    database as it was before it), what was stored of the page's devices, as rows of
+    (serial_number, deleted, same, stale) (one round trip, and three values a device)."""
+    fields = ", ".join(APPLE_DEVICE_FIELDS)
+    given = ("serial_number", *APPLE_DEVICE_FIELDS, "last_op_date")
+    stored = ", ".join(f"d.{name}" for name in APPLE_DEVICE_FIELDS)
+    new = ", ".join(f"n.{name}" for name in APPLE_DEVICE_FIELDS)
+    # The probe of the serial index as in bulk.probe_devices (see its module doc).
+    return (
+        "WITH stored AS MATERIALIZED (SELECT n.serial_number, d.deleted, "  # noqa: S608
+        f"({stored}) IS NOT DISTINCT FROM ({new}) AS same, "
+        "d.last_op_date > n.last_op_date AS stale "
+        f"FROM unnest({', '.join(upsert.arrays[name] for name in given)}) "
+        f"AS n({', '.join(given)}) "
+        f"CROSS JOIN LATERAL (SELECT token_id, deleted, last_op_date, {fields} FROM devices "
+        "WHERE serial_number = n.serial_number OFFSET 0) AS d "
+        "WHERE d.token_id = %(probe_token_id)s), "
+        f"written AS ({upsert.sql}) "
+        "SELECT serial_number, deleted, same, stale FROM stored"
+    )
 
 
 def _device_upsert(
@@ -197,6 +237,7 @@ class SyncRepo:
             db, _GONE_COLUMNS, (*gone_updated, "deleted_at", "updated_at")
         )
         self._history = history_insert(db)
+        self._counted_fetch = _counted_fetch_sql(self._fetch_upsert) if db.is_postgresql else None
         self._stamp = self._live_upsert.stamp
 
     # -- reading -------------------------------------------------------------------------
@@ -328,24 +369,42 @@ class SyncRepo:
         assigning: bool,
     ) -> None:
         live = page.live
-        known = await self._known(session, token_id, [r.serial_number for r in live])
-        for record, row in zip(live, page.rows, strict=True):
-            stored = known.get(record.serial_number)
-            if stored is not None and _is_stale(stored, record):
-                result.skipped_stale += 1  # the upsert leaves this row as it is
-            else:
-                _count(result, stored, row)
+        found = await self._write_fetch_rows(session, token_id, page)
+        for record in live:
+            stored = found.get(record.serial_number)
+            _count(result, stored)
             if assigning:
                 status = record.profile_status
                 if stored is None or status in NEEDS_PROFILE or status is None:
                     result.to_assign.append(record.serial_number)
-        await self._fetch_upsert.execute(session, page.rows, converted=True)
         gone = [r for r in page.unique if r.op_type == "deleted"]
         if gone:
             await self._deleted_upsert.execute(
                 session, [self._gone_row(token_id, r, page.now) for r in gone]
             )
             result.deleted += len(gone)
+
+    async def _write_fetch_rows(
+        self, session: AsyncSession, token_id: int, page: PreparedFetchPage
+    ) -> dict[str, Found]:
+        """Upsert the page's live rows; returns what was stored of them before."""
+        if self._counted_fetch is not None:
+            params = {"probe_token_id": token_id}
+            written = await self._fetch_upsert.execute_within(
+                session, page.rows, self._counted_fetch, params
+            )
+            return {
+                serial: Found(bool(deleted), bool(same), bool(stale))
+                for serial, deleted, same, stale in written
+            }
+        known = await self._known(session, token_id, [r.serial_number for r in page.live])
+        found = {
+            record.serial_number: _found(stored, record, row)
+            for record, row in zip(page.live, page.rows, strict=True)
+            if (stored := known.get(record.serial_number)) is not None
+        }
+        await self._fetch_upsert.execute(session, page.rows, converted=True)
+        return found
 
     async def _apply_sync(
         self,
@@ -371,7 +430,7 @@ class SyncRepo:
                 result.deleted += 1
             else:
                 row = self._live_row(token_id, record, now_value)
-                _count(result, stored, row)
+                _count(result, None if stored is None else _found(stored, record, row))
                 # A `modified` for a device we do not hold is how ABM reports some moves.
                 is_new = stored is None or stored.deleted
                 if op == "added" or is_new or record.profile_status in NEEDS_PROFILE:
