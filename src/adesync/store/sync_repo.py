@@ -11,17 +11,26 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adesync.store.bulk import BulkWrite, probe_devices, string_length
 from adesync.store.database import Database, rowcount
+from adesync.store.page_counts import (
+    STORED_COLUMNS,
+    Found,
+    StoredDevice,
+    count_device,
+    counted_fetch_sql,
+    found_from,
+    is_stale,
+)
 from adesync.store.secrets import SecretBox
 from adesync.store.tables import tokens
 from adesync.store.tables_sync import device_history, devices, sync_runs
-from adesync.store.types import UTCDateTime, from_stored_datetime
+from adesync.store.types import UTCDateTime
 from adesync.sync.model import (
     APPLE_DEVICE_FIELDS,
     DerivedDeviceColumn,
@@ -98,79 +107,6 @@ _RECORD_TIMESTAMPS = tuple(
 
 HISTORY_COLUMNS = ("token_id", "serial_number", "at", "kind", "detail", "profile_uuid")
 
-# What a page reads of its stored devices, and where Apple's fields sit in a _live_row.
-_STORED_COLUMNS = ("last_op_date", "deleted", *APPLE_DEVICE_FIELDS)
-_ROW_FIELDS = slice(2, 2 + len(APPLE_DEVICE_FIELDS))
-
-
-class StoredDevice(NamedTuple):
-    """A device row as a page finds it: values as the driver returns them, so ``values``
-    compares equal to the Apple fields of a _live_row (timestamps through ``stamp``)."""
-
-    op_date: Any
-    deleted: bool
-    values: tuple[Any, ...]
-
-
-def _is_stale(stored: StoredDevice, record: DeviceRecord) -> bool:
-    """The stored operation is newer than the record's (the upserts then leave the row)."""
-    if stored.op_date is None or record.op_date is None:
-        return False
-    stored_date = from_stored_datetime(stored.op_date)
-    return stored_date is not None and record.op_date < stored_date
-
-
-class Found(NamedTuple):
-    """A page's device as the store held it before the page: ``same`` when its stored Apple
-    fields equal the page's, ``stale`` when its stored operation is newer than the page's."""
-
-    deleted: bool
-    same: bool
-    stale: bool
-
-
-def _found(stored: StoredDevice, record: DeviceRecord, row: Sequence[Any]) -> Found:
-    """``stored`` compared with the ``row`` (a _live_row) about to be written for ``record``."""
-    same = stored.values == tuple(row[_ROW_FIELDS])
-    return Found(stored.deleted, same, _is_stale(stored, record))
-
-
-def _count(result: PageResult, found: Found | None) -> None:
-    """Count a live device of a page: skipped when stale (the upserts leave its row), added
-    when the store did not hold it or held it as deleted, modified when one of its stored
-    Apple fields differs, else unchanged."""
-    if found is not None and found.stale:
-        result.skipped_stale += 1
-    elif found is None or found.deleted:
-        result.added += 1
-    elif found.same:
-        result.unchanged += 1
-    else:
-        result.modified += 1
-
-
-def _counted_fetch_sql(upsert: BulkWrite) -> str:
-    """PostgreSQL: the fetch upsert and, in the same statement (whose parts all read the
-    database as it was before it), what was stored of the page's devices, as rows of
-    (serial_number, deleted, same, stale) (one round trip, and three values a device)."""
-    fields = ", ".join(APPLE_DEVICE_FIELDS)
-    given = ("serial_number", *APPLE_DEVICE_FIELDS, "last_op_date")
-    stored = ", ".join(f"d.{name}" for name in APPLE_DEVICE_FIELDS)
-    new = ", ".join(f"n.{name}" for name in APPLE_DEVICE_FIELDS)
-    # The probe of the serial index as in bulk.probe_devices (see its module doc).
-    return (
-        "WITH stored AS MATERIALIZED (SELECT n.serial_number, d.deleted, "  # noqa: S608
-        f"({stored}) IS NOT DISTINCT FROM ({new}) AS same, "
-        "d.last_op_date > n.last_op_date AS stale "
-        f"FROM unnest({', '.join(upsert.arrays[name] for name in given)}) "
-        f"AS n({', '.join(given)}) "
-        f"CROSS JOIN LATERAL (SELECT token_id, deleted, last_op_date, {fields} FROM devices "
-        "WHERE serial_number = n.serial_number OFFSET 0) AS d "
-        "WHERE d.token_id = %(probe_token_id)s), "
-        f"written AS ({upsert.sql}) "
-        "SELECT serial_number, deleted, same, stale FROM stored"
-    )
-
 
 def _device_upsert(
     db: Database,
@@ -237,7 +173,7 @@ class SyncRepo:
             db, _GONE_COLUMNS, (*gone_updated, "deleted_at", "updated_at")
         )
         self._history = history_insert(db)
-        self._counted_fetch = _counted_fetch_sql(self._fetch_upsert) if db.is_postgresql else None
+        self._counted_fetch = counted_fetch_sql(self._fetch_upsert) if db.is_postgresql else None
         self._stamp = self._live_upsert.stamp
 
     # -- reading -------------------------------------------------------------------------
@@ -372,7 +308,7 @@ class SyncRepo:
         found = await self._write_fetch_rows(session, token_id, page)
         for record in live:
             stored = found.get(record.serial_number)
-            _count(result, stored)
+            count_device(result, stored)
             if assigning:
                 status = record.profile_status
                 if stored is None or status in NEEDS_PROFILE or status is None:
@@ -399,7 +335,7 @@ class SyncRepo:
             }
         known = await self._known(session, token_id, [r.serial_number for r in page.live])
         found = {
-            record.serial_number: _found(stored, record, row)
+            record.serial_number: found_from(stored, record, row)
             for record, row in zip(page.live, page.rows, strict=True)
             if (stored := known.get(record.serial_number)) is not None
         }
@@ -421,7 +357,7 @@ class SyncRepo:
         history: list[tuple[Any, ...]] = []
         for record in records:
             stored = known.get(record.serial_number)
-            if stored is not None and _is_stale(stored, record):
+            if stored is not None and is_stale(stored, record):
                 result.skipped_stale += 1
                 continue
             op = (record.op_type or "added").lower()
@@ -430,7 +366,7 @@ class SyncRepo:
                 result.deleted += 1
             else:
                 row = self._live_row(token_id, record, now_value)
-                _count(result, None if stored is None else _found(stored, record, row))
+                count_device(result, None if stored is None else found_from(stored, record, row))
                 # A `modified` for a device we do not hold is how ABM reports some moves.
                 is_new = stored is None or stored.deleted
                 if op == "added" or is_new or record.profile_status in NEEDS_PROFILE:
@@ -454,7 +390,7 @@ class SyncRepo:
         self, session: AsyncSession, token_id: int, serials: Sequence[str]
     ) -> dict[str, StoredDevice]:
         """What is stored of the given serials of this token (rows as the driver gives them)."""
-        rows = await probe_devices(session, token_id, serials, _STORED_COLUMNS)
+        rows = await probe_devices(session, token_id, serials, STORED_COLUMNS)
         return {row[0]: StoredDevice(row[1], bool(row[2]), row[3:]) for row in rows}
 
     def _live_row(
