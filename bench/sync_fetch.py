@@ -4,7 +4,8 @@ then an incremental sync of 2,000 changes, on SQLite and on PostgreSQL.
 ``adesync simulate`` runs as its own process and serves every page (1000 devices) over loopback
 HTTP; each sync is ``adesync sync NAME --force --json`` as a child process, timed from outside
 (process wall time, including Python start-up) and from inside (the run's own duration as
-recorded in ``sync_runs``), with its peak RSS. Two more fetches run in this process with timers
+recorded in ``sync_runs``), with its peak RSS; then the same full fetch again (every device
+stored and unchanged). Two more fetches run in this process with timers
 around the Apple calls, page validation, ``SyncRepo.commit_page``, the page hooks and the
 assigner, to show where the time goes: one as ``adesync sync`` runs, one without the hooks
 other features register per committed page (the sync engine alone). Prints one JSON document.
@@ -215,7 +216,9 @@ def figures(
     rss: float,
     child_rss: float,
 ) -> dict[str, Any]:
-    devices = report["added"] + report["modified"] + report["deleted"]
+    # Every device a page carried (``unchanged`` is absent from reports before it was counted).
+    unchanged = report.get("unchanged", 0)
+    devices = report["added"] + report["modified"] + report["deleted"] + unchanged
     seconds = run["duration_ms"] / 1000
     return {
         "outcome": report["outcome"],
@@ -224,6 +227,7 @@ def figures(
         "added": report["added"],
         "modified": report["modified"],
         "deleted": report["deleted"],
+        "unchanged": unchanged,
         "assigned": report["assigned"],
         "run_seconds": round(seconds, 3),
         "devices_per_second": round(devices / seconds) if seconds else None,
@@ -313,7 +317,7 @@ async def breakdown(name: str, *, page_hooks_on: bool = True) -> dict[str, Any]:
         SyncRepo.commit_page = commit_page  # type: ignore[method-assign]
         Assigner.assign = assign  # type: ignore[method-assign]
         hooks.ON_PAGE_COMMITTED[:] = page_hooks
-    devices = report.added + report.modified
+    devices = report.added + report.modified + report.unchanged
     # The share of JSON decoding in validate_json: the same parser alone on a page's bytes.
     page = sample[0]
     start = time.perf_counter()
@@ -360,17 +364,23 @@ def bench_backend(
 ) -> dict[str, Any]:
     with installation(backend, postgres_url) as env:
         use(env)
-        names = {f"{backend}-plain": devices, f"{backend}-timed": devices}
-        names[f"{backend}-bare"] = devices
-        names[f"{backend}-assigned"] = devices
+        plain = f"{backend}-plain"
+        names = {plain: devices}
+        if not fetch_only:
+            names[f"{backend}-timed"] = devices
+            names[f"{backend}-bare"] = devices
+            names[f"{backend}-assigned"] = devices
         asyncio.run(setup_tokens(base_url, names))
-        plain, timed_name, bare, assigned = names
 
         result: dict[str, Any] = {}
         report, wall, cpu, rss, child_rss = cli_sync(plain, "--force")
         result["fetch"] = figures(report, asyncio.run(last_run(plain)), wall, cpu, rss, child_rss)
+        # The same devices again: every one is stored, none changed.
+        report, wall, cpu, rss, child_rss = cli_sync(plain, "--full", "--force")
+        result["refetch"] = figures(report, asyncio.run(last_run(plain)), wall, cpu, rss, child_rss)
         if fetch_only:
             return result
+        _, timed_name, bare, assigned = names
 
         result["breakdown"] = asyncio.run(breakdown(timed_name))
         result["breakdown_without_page_hooks"] = asyncio.run(breakdown(bare, page_hooks_on=False))
@@ -405,7 +415,9 @@ def main() -> None:
     parser.add_argument("--backend", action="append", choices=["sqlite", "postgresql"])
     parser.add_argument("--postgres-url", default=PG_URL)
     parser.add_argument(
-        "--fetch-only", action="store_true", help="only the full fetch as `adesync sync` runs it"
+        "--fetch-only",
+        action="store_true",
+        help="only the full fetch and a second full fetch as `adesync sync` runs them",
     )
     args = parser.parse_args()
     backends = args.backend or ["sqlite", "postgresql"]

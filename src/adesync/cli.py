@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tokens": ("adesync.commands.tokens:tokens_app", "Enrollment-program (server) tokens."),
     "sync": ("adesync.commands.sync:sync", "Sync devices from Apple now."),
     "worker": ("adesync.commands.sync:worker", "Run the scheduler and sync workers."),
+    "runs": ("adesync.commands.runs:runs_app", "Sync history."),
     "devices": ("adesync.commands.devices:devices_app", "Devices synced from ABM/ASM."),
     "profiles": ("adesync.commands.profiles:profiles_app", "ADE enrollment profiles."),
     "diagnose": ("adesync.commands.diagnose:diagnose", "Find and explain token problems."),

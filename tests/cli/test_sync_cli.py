@@ -23,6 +23,7 @@ SYNC_KEYS = {
     "added",
     "modified",
     "deleted",
+    "unchanged",
     "error_code",
     "next_allowed_at",
 }

@@ -97,6 +97,49 @@ async def test_full_fetch_then_incremental_sync_mirrors_the_simulator(
     assert (third.outcome, third.added, third.modified, third.deleted) == ("ok", 0, 0, 0)
 
 
+async def last_run_counts(db: Database, token_id: int) -> tuple[int, ...]:
+    async with db.read() as session:
+        row = (
+            await session.execute(
+                select(
+                    sync_runs.c.added,
+                    sync_runs.c.modified,
+                    sync_runs.c.deleted,
+                    sync_runs.c.unchanged,
+                )
+                .where(sync_runs.c.token_id == token_id)
+                .order_by(sync_runs.c.id.desc())
+                .limit(1)
+            )
+        ).one()
+    return tuple(row)
+
+
+async def test_a_refetch_counts_only_new_devices_as_added_and_only_changed_ones_as_modified(
+    db: Database, home: Home, simulator: RunningSimulator
+) -> None:
+    server = simulator.create_server("Main", devices=30)
+    token_id = await add(db, home, simulator, server, "main")
+    sync = service(db, home)
+    first = await sync.sync_now(token_id, force=True)
+    assert (first.kind, first.added, first.modified, first.unchanged) == ("fetch", 30, 0, 0)
+
+    again = await sync.sync_now(token_id, full=True, force=True)
+    assert (again.outcome, again.kind) == ("ok", "fetch")
+    assert (again.added, again.modified, again.deleted, again.unchanged) == (0, 0, 0, 30)
+    assert await last_run_counts(db, token_id) == (0, 0, 0, 30)
+
+    serials = sorted(sim_serials(simulator, server))
+    changed = [{"serial_number": serial, "color": "RED"} for serial in serials[:3]]
+    simulator.admin.modify_devices(server.uuid, changed)
+    simulator.admin.add_devices(server.uuid, count=2)
+    third = await sync.sync_now(token_id, full=True, force=True)
+    assert (third.added, third.modified, third.deleted, third.unchanged) == (2, 3, 0, 27)
+    assert await last_run_counts(db, token_id) == (2, 3, 0, 27)
+    rows = await device_rows(db, token_id)
+    assert {rows[serial].color for serial in serials[:3]} == {"RED"}
+
+
 async def test_every_attempt_at_a_call_is_told_to_the_apple_answer_observers(
     db: Database, home: Home, simulator: RunningSimulator
 ) -> None:

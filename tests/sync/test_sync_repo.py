@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -11,6 +11,7 @@ from adesync.store.database import Database
 from adesync.store.secrets import SecretBox
 from adesync.store.sync_repo import LeaseLost, SyncRepo, latest_per_serial
 from adesync.store.tables import tokens
+from adesync.sync.model import DeviceRecord, PageResult
 from tests.sync.helpers import T0, device_rows, insert_token, record
 
 
@@ -55,7 +56,7 @@ async def test_a_fetch_page_prepared_ahead_is_written_only_for_its_own_fetch(
     assert rows["A"].deleted is False
 
 
-async def test_fetch_pages_count_as_added_and_a_complete_fetch_marks_the_rest_deleted(
+async def test_a_second_fetch_counts_what_changed_and_a_complete_fetch_marks_the_rest_deleted(
     db: Database, box: SecretBox
 ) -> None:
     token_id = await insert_token(db, box)
@@ -84,7 +85,7 @@ async def test_fetch_pages_count_as_added_and_a_complete_fetch_marks_the_rest_de
         completes_fetch=True,
         now=later,
     )
-    assert (second.added, second.deleted) == (1, 1)
+    assert (second.added, second.modified, second.unchanged, second.deleted) == (0, 1, 0, 1)
     assert second.to_assign == []  # known and already assigned
     rows = await device_rows(db, token_id)
     assert rows["A"].deleted is False and rows["B"].deleted is True
@@ -109,6 +110,71 @@ async def test_fetch_pages_count_as_added_and_a_complete_fetch_marks_the_rest_de
     )
     assert (third.added, third.to_assign) == (1, [])
     assert "C" in await device_rows(db, token_id)
+
+
+async def test_a_refetch_counts_stored_devices_as_unchanged_unless_an_apple_field_changed(
+    db: Database, box: SecretBox
+) -> None:
+    token_id = await insert_token(db, box)
+    repo = SyncRepo(db, box)
+    # Timestamps and a string longer than its column: compared as they are stored.
+    stamped = {
+        "profile_assign_time": T0 - timedelta(days=3, microseconds=7),
+        "device_assigned_date": T0 - timedelta(days=30),
+        "description": "x" * 300,
+    }
+    page = [record("A", **stamped), record("B", **stamped), record("C")]
+
+    async def fetch(at: datetime, records: list[DeviceRecord], complete: bool) -> PageResult:
+        await repo.start_full_fetch(token_id, "w1", at)
+        return await repo.commit_page(
+            token_id, "w1", records, f"c{at}", fetch_started_at=at, completes_fetch=complete,
+            now=at, assigning=False,
+        )  # fmt: skip
+
+    first = await fetch(T0, page, True)
+    assert (first.added, first.modified, first.unchanged) == (3, 0, 0)
+    again = await fetch(T0 + timedelta(days=8), page, True)
+    assert (again.added, again.modified, again.unchanged, again.deleted) == (0, 0, 3, 0)
+    changed = [record("A", **{**stamped, "color": "red"}), record("B", **stamped)]
+    third = await fetch(T0 + timedelta(days=16), changed, True)  # C is gone
+    assert (third.added, third.modified, third.unchanged, third.deleted) == (0, 1, 1, 1)
+    # A device stored as deleted that a fetch returns again counts as added.
+    back = await fetch(T0 + timedelta(days=24), [*changed, record("C")], False)
+    assert (back.added, back.modified, back.unchanged) == (1, 0, 2)
+    # A record older than the stored operation is left as stored, and counted as stale.
+    newer = T0 + timedelta(days=30)
+    await repo.commit_page(
+        token_id, "w1", [record("C", "modified", newer, color="blue")], "s", fetch_started_at=None,
+        completes_fetch=False, now=newer,
+    )  # fmt: skip
+    older = record("C", "modified", newer - timedelta(hours=1), color="green")
+    stale = await fetch(newer, [older], False)
+    assert (stale.added, stale.modified, stale.unchanged, stale.skipped_stale) == (0, 0, 0, 1)
+    assert (await device_rows(db, token_id))["C"].color == "blue"
+
+
+async def test_sync_ops_count_by_what_the_store_holds_not_by_the_op_type(
+    db: Database, box: SecretBox
+) -> None:
+    token_id = await insert_token(db, box)
+    repo = SyncRepo(db, box)
+
+    async def sync(at: datetime, records: list[DeviceRecord]) -> PageResult:
+        return await repo.commit_page(
+            token_id, "w1", records, "s", fetch_started_at=None, completes_fetch=False, now=at,
+        )  # fmt: skip
+
+    b = {"profile_status": "assigned"}
+    first = await sync(T0, [record("A", "added", T0), record("B", "added", T0, **b)])
+    assert (first.added, first.modified, first.unchanged) == (2, 0, 0)
+    later = T0 + timedelta(hours=1)
+    # Apple says "added" again for A and "modified" for B, but only B's colour changed.
+    second = await sync(
+        later, [record("A", "added", later), record("B", "modified", later, color="red", **b)]
+    )
+    assert (second.added, second.modified, second.unchanged) == (0, 1, 1)
+    assert sorted(second.to_assign) == ["A"]  # an "added" is offered to the assigner as before
 
 
 async def test_sync_ops_apply_latest_first_and_skip_stale_ones(

@@ -281,7 +281,11 @@ async def test_token_lifecycle_through_the_api(web: Web, simulator: RunningSimul
 
     runs = (await web.client.get(f"{API}/tokens/acme/runs", headers=viewer)).json()
     assert runs[0]["outcome"] == "ok"
+    counts = ("added", "modified", "deleted", "unchanged", "assigned")
+    assert {c: runs[0][c] for c in counts} == {c: synced.json()[c] for c in counts}
     assert (await web.client.get(f"{API}/sync-runs?token=acme", headers=viewer)).json() == runs
+    for path in ("/sync-runs?token=nope", "/tokens/nope/runs"):
+        assert_problem(await web.client.get(API + path, headers=viewer), 404, "token_not_found")
 
     report = (await web.client.get(f"{API}/health", headers=viewer)).json()
     assert set(report) >= {"status", "alert", "findings"}

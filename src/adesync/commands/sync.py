@@ -87,7 +87,8 @@ def sync(
 
 def _summary(reports: list[SyncReport]) -> None:
     table = Table(title="Sync")
-    for column in ("token", "outcome", "kind", "pages", "added", "modified", "deleted", "assigned"):
+    columns = ("token", "outcome", "kind", "pages", "added", "modified", "deleted", "unchanged")
+    for column in (*columns, "assigned"):
         table.add_column(column)
     colours = {"ok": "green", "skipped": "yellow", "throttled": "yellow", "error": "red"}
     for r in reports:
@@ -99,6 +100,7 @@ def _summary(reports: list[SyncReport]) -> None:
             str(r.added),
             str(r.modified),
             str(r.deleted),
+            str(r.unchanged),
             str(r.assigned),
         )
     out.print(table)

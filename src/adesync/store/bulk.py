@@ -109,10 +109,12 @@ class BulkWrite:
             if where:
                 tail += f" WHERE {where}"
         # Only names from the table definition go into the text; every value is bound.
+        # PostgreSQL: each column's rows as one bound array, cast as the insert casts it.
+        self.arrays = {
+            n: f"%({n})b::{_pg_array_type(table, n, clip=n not in conflict)}" for n in self.columns
+        }
         if self.is_postgresql:
-            arrays = ", ".join(
-                f"%({n})b::{_pg_array_type(table, n, clip=n not in conflict)}" for n in self.columns
-            )
+            arrays = ", ".join(self.arrays.values())
             self.sql = f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays}){tail}"  # noqa: S608
         else:
             marks = ", ".join(
@@ -142,6 +144,22 @@ class BulkWrite:
             await connection.exec_driver_sql(self.sql, list(rows))
         else:
             await connection.exec_driver_sql(self.sql, self._sqlite_rows(rows))
+
+    async def execute_within(
+        self,
+        session: AsyncSession,
+        rows: Sequence[Sequence[Any]],
+        sql: str,
+        params: Mapping[str, Any],
+    ) -> list[tuple[Any, ...]]:
+        """PostgreSQL only: run ``sql``, a statement that holds this write's ``sql`` (say as a
+        ``WITH`` query) and may use its ``arrays``, with ``rows`` bound as :meth:`execute`
+        binds them and ``params`` beside; returns its rows."""
+        if not self.is_postgresql:
+            raise TypeError("execute_within is for PostgreSQL")
+        connection = await session.connection()
+        arrays = {name: [row[i] for row in rows] for i, name in enumerate(self.columns)}
+        return _tuples(await connection.exec_driver_sql(sql, {**arrays, **params}))
 
     def _sqlite_rows(self, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
         # Many timestamps of a page are the same object (now, the fetch start): convert each

@@ -19,10 +19,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from adesync.store import token_repo
 from adesync.store.bulk import BulkWrite, probe_devices, string_length
 from adesync.store.database import Database, rowcount
+from adesync.store.page_counts import (
+    STORED_COLUMNS,
+    Found,
+    StoredDevice,
+    count_device,
+    counted_fetch_sql,
+    found_from,
+    is_stale,
+)
 from adesync.store.secrets import SecretBox
 from adesync.store.tables import tokens
 from adesync.store.tables_sync import device_history, devices, sync_runs
-from adesync.store.types import UTCDateTime, from_stored_datetime
+from adesync.store.types import UTCDateTime
 from adesync.sync.model import (
     APPLE_DEVICE_FIELDS,
     DerivedDeviceColumn,
@@ -166,6 +175,7 @@ class SyncRepo:
             db, _GONE_COLUMNS, (*gone_updated, "deleted_at", "updated_at")
         )
         self._history = history_insert(db)
+        self._counted_fetch = counted_fetch_sql(self._fetch_upsert) if db.is_postgresql else None
         self._stamp = self._live_upsert.stamp
 
     # -- reading -------------------------------------------------------------------------
@@ -221,8 +231,9 @@ class SyncRepo:
         prepared: PreparedFetchPage | None = None,
     ) -> PageResult:
         """Apply one page and store its cursor in one transaction (see the module doc).
-        Without ``assigning`` (no default profile) a fetch page leaves ``to_assign`` empty and
-        skips looking its devices up. ``prepared``: this fetch page's rows, built ahead by
+        The page's devices are looked up first (to count them as added, modified or
+        unchanged: see :class:`PageResult`); without ``assigning`` (no default profile) a fetch
+        page leaves ``to_assign`` empty. ``prepared``: this fetch page's rows, built ahead by
         :meth:`prepare_fetch_page` (used if built for these records and this fetch)."""
         result = PageResult()
         if fetch_started_at is not None and not (
@@ -297,20 +308,42 @@ class SyncRepo:
         assigning: bool,
     ) -> None:
         live = page.live
-        if assigning:
-            known = await self._known(session, token_id, [r.serial_number for r in live])
-            for record in live:
+        found = await self._write_fetch_rows(session, token_id, page)
+        for record in live:
+            stored = found.get(record.serial_number)
+            count_device(result, stored)
+            if assigning:
                 status = record.profile_status
-                if record.serial_number not in known or status in NEEDS_PROFILE or status is None:
+                if stored is None or status in NEEDS_PROFILE or status is None:
                     result.to_assign.append(record.serial_number)
-        await self._fetch_upsert.execute(session, page.rows, converted=True)
-        result.added += len(page.rows)
         gone = [r for r in page.unique if r.op_type == "deleted"]
         if gone:
             await self._deleted_upsert.execute(
                 session, [self._gone_row(token_id, r, page.now) for r in gone]
             )
             result.deleted += len(gone)
+
+    async def _write_fetch_rows(
+        self, session: AsyncSession, token_id: int, page: PreparedFetchPage
+    ) -> dict[str, Found]:
+        """Upsert the page's live rows; returns what was stored of them before."""
+        if self._counted_fetch is not None:
+            params = {"probe_token_id": token_id}
+            written = await self._fetch_upsert.execute_within(
+                session, page.rows, self._counted_fetch, params
+            )
+            return {
+                serial: Found(bool(deleted), bool(same), bool(stale))
+                for serial, deleted, same, stale in written
+            }
+        known = await self._known(session, token_id, [r.serial_number for r in page.live])
+        found = {
+            record.serial_number: found_from(stored, record, row)
+            for record, row in zip(page.live, page.rows, strict=True)
+            if (stored := known.get(record.serial_number)) is not None
+        }
+        await self._fetch_upsert.execute(session, page.rows, converted=True)
+        return found
 
     async def _apply_sync(
         self,
@@ -327,26 +360,21 @@ class SyncRepo:
         history: list[tuple[Any, ...]] = []
         for record in records:
             stored = known.get(record.serial_number)
-            if stored is not None:
-                stored_date, _ = stored
-                if stored_date and record.op_date and record.op_date < stored_date:
-                    result.skipped_stale += 1
-                    continue
+            if stored is not None and is_stale(stored, record):
+                result.skipped_stale += 1
+                continue
             op = (record.op_type or "added").lower()
             if op == "deleted":
                 gone_rows.append(self._gone_row(token_id, record, now))
                 result.deleted += 1
             else:
-                is_new = stored is None or stored[1]
-                if op == "added" or is_new:
-                    # A `modified` for a device we do not hold is how ABM reports some moves.
-                    result.added += 1
+                row = self._live_row(token_id, record, now_value)
+                count_device(result, None if stored is None else found_from(stored, record, row))
+                # A `modified` for a device we do not hold is how ABM reports some moves.
+                is_new = stored is None or stored.deleted
+                if op == "added" or is_new or record.profile_status in NEEDS_PROFILE:
                     result.to_assign.append(record.serial_number)
-                else:
-                    result.modified += 1
-                    if record.profile_status in NEEDS_PROFILE:
-                        result.to_assign.append(record.serial_number)
-                live_rows.append(self._live_row(token_id, record, now_value))
+                live_rows.append(row)
             history.append(
                 (
                     token_id,
@@ -363,13 +391,10 @@ class SyncRepo:
 
     async def _known(
         self, session: AsyncSession, token_id: int, serials: Sequence[str]
-    ) -> dict[str, tuple[datetime | None, bool]]:
-        """Stored (last_op_date, deleted) of the given serials of this token."""
-        rows = await probe_devices(session, token_id, serials, ("last_op_date", "deleted"))
-        return {
-            serial: (from_stored_datetime(op_date), bool(deleted))
-            for serial, op_date, deleted in rows
-        }
+    ) -> dict[str, StoredDevice]:
+        """What is stored of the given serials of this token (rows as the driver gives them)."""
+        rows = await probe_devices(session, token_id, serials, STORED_COLUMNS)
+        return {row[0]: StoredDevice(row[1], bool(row[2]), row[3:]) for row in rows}
 
     def _live_row(
         self, token_id: int, record: DeviceRecord, now: Any, seen_in_fetch: Any = None
@@ -454,6 +479,7 @@ class SyncRepo:
                     added=totals.added,
                     modified=totals.modified,
                     deleted=totals.deleted,
+                    unchanged=totals.unchanged,
                     assigned=totals.assigned,
                     outcome=outcome,
                     error_code=error_code,

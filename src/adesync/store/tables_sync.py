@@ -116,6 +116,8 @@ sync_runs = Table(
     Column("added", Integer, nullable=False, server_default="0"),
     Column("modified", Integer, nullable=False, server_default="0"),
     Column("deleted", Integer, nullable=False, server_default="0"),
+    # Devices of the run already stored with the same Apple fields (since revision 0009).
+    Column("unchanged", Integer, nullable=False, server_default="0"),
     Column("assigned", Integer, nullable=False, server_default="0"),
     Column("outcome", String(16), nullable=False),  # RunOutcome: running | ok | ... | interrupted
     Column("error_code", String(64), nullable=True),

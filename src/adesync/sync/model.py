@@ -118,10 +118,13 @@ class DerivedDeviceColumn:
 
 @dataclass
 class PageResult:
-    """What committing one page changed."""
+    """What committing one page changed. A live device is ``added`` when the store does not
+    hold it for this token or holds it as deleted (it came back), ``modified`` when one of its
+    stored Apple fields (APPLE_DEVICE_FIELDS) changed, else ``unchanged``."""
 
     added: int = 0
     modified: int = 0
+    unchanged: int = 0
     deleted: int = 0
     skipped_stale: int = 0
     # Live devices of this page that the assigner should consider.
@@ -147,6 +150,7 @@ class RunTotals:
     added: int = 0
     modified: int = 0
     deleted: int = 0
+    unchanged: int = 0
     assigned: int = 0
     cursor_recovered: bool = False
 
@@ -156,3 +160,4 @@ class RunTotals:
         self.added += result.added
         self.modified += result.modified
         self.deleted += result.deleted
+        self.unchanged += result.unchanged

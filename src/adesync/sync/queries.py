@@ -1,4 +1,5 @@
-"""Reading what sync stored: devices (filtered, keyset-paged), a device's timeline, runs."""
+"""Reading what sync stored: devices (filtered, keyset-paged), a device's timeline (runs:
+:mod:`adesync.services.runs`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sqlalchemy.engine import Row
 
 from adesync.store.database import Database
 from adesync.store.tables import tokens
-from adesync.store.tables_sync import assignments, device_history, devices, sync_runs
+from adesync.store.tables_sync import assignments, device_history, devices
 from adesync.sync.model import APPLE_DEVICE_FIELDS
 
 # Apple's fields, as listings show them.
@@ -123,35 +124,3 @@ async def device_assignment(db: Database, token: str, serial: str) -> dict[str, 
     async with db.read() as session:
         row = (await session.execute(query)).first()
     return dict(row._mapping) if row else None
-
-
-async def list_runs(
-    db: Database, token: str | None = None, limit: int = 50
-) -> list[dict[str, Any]]:
-    """The latest sync runs, newest first."""
-    query = (
-        select(
-            sync_runs.c.id,
-            tokens.c.name.label("token"),
-            sync_runs.c.kind,
-            sync_runs.c.trigger,
-            sync_runs.c.started_at,
-            sync_runs.c.finished_at,
-            sync_runs.c.duration_ms,
-            sync_runs.c.pages,
-            sync_runs.c.added,
-            sync_runs.c.modified,
-            sync_runs.c.deleted,
-            sync_runs.c.assigned,
-            sync_runs.c.outcome,
-            sync_runs.c.error_code,
-            sync_runs.c.cursor_recovered,
-        )
-        .join(tokens, tokens.c.id == sync_runs.c.token_id)
-        .order_by(sync_runs.c.started_at.desc(), sync_runs.c.id.desc())
-        .limit(limit)
-    )
-    if token is not None:
-        query = query.where(tokens.c.name == token)
-    async with db.read() as session:
-        return [dict(row._mapping) for row in await session.execute(query)]

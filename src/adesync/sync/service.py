@@ -54,6 +54,7 @@ class SyncReport:
     added: int = 0
     modified: int = 0
     deleted: int = 0
+    unchanged: int = 0
     assigned: int = 0
     error_code: str | None = None
     message: str | None = None
@@ -68,6 +69,7 @@ class SyncReport:
             "added": self.added,
             "modified": self.modified,
             "deleted": self.deleted,
+            "unchanged": self.unchanged,
             "assigned": self.assigned,
             "error_code": self.error_code,
             "message": self.message,
@@ -85,6 +87,7 @@ class SyncReport:
             added=totals.added,
             modified=totals.modified,
             deleted=totals.deleted,
+            unchanged=totals.unchanged,
             assigned=totals.assigned,
             error_code=outcome.error_code,
             message=outcome.error_message,

@@ -1,4 +1,4 @@
-"""Sync runs: the latest runs of every token, newest first."""
+"""Sync runs: the latest runs of every token, newest first (an unknown ``token``: 404)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from adesync.sync.queries import list_runs
+from adesync.services.runs import list_runs
 from adesync.web.api.common import ERRORS, jsonable
 from adesync.web.auth import Principal, require
 from adesync.web.roles import Role

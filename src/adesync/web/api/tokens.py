@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from adesync.services import tokens as token_service
 from adesync.services.lifecycle import CheckOutcome
+from adesync.services.runs import list_runs
 from adesync.store.types import utcnow
 from adesync.tokens import MAX_TOKEN_FILE_BYTES
 from adesync.web import actions
@@ -252,7 +253,4 @@ async def token_runs(
     _: Annotated[Principal, Depends(require(Role.VIEWER))],
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Any:
-    from adesync.sync.queries import list_runs
-
-    await token_service.get_token_document(web_state(request).db, name)
     return jsonable(await list_runs(web_state(request).db, name, limit))

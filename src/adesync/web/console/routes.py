@@ -262,7 +262,8 @@ async def token_page(request: Request, name: str) -> Response:
     state = web_state(request)
     token = await _token_or_404(request, name)
     report = await health_report(state, token=name, lang=t.lang)
-    from adesync.sync.queries import DeviceFilter, list_devices, list_runs
+    from adesync.services.runs import list_runs
+    from adesync.sync.queries import DeviceFilter, list_devices
     from adesync.web.enrollment_view import token_funnel
 
     runs = await list_runs(state.db, name, 30)

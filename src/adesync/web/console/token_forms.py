@@ -42,6 +42,7 @@ async def token_sync(request: Request, name: str) -> Response:
             added=report["added"],
             modified=report["modified"],
             deleted=report["deleted"],
+            unchanged=report["unchanged"],
         )
         return flash_redirect(request, f"/tokens/{name}", "ok", text)
     return flash_redirect(
