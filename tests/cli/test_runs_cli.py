@@ -105,7 +105,9 @@ def test_runs_list_refuses_an_unknown_token_in_one_sentence(
 ) -> None:
     result = invoke(capsys, "runs", "list", "--token", "nope", "--json")
     assert (result.code, result.out) == (1, "")
-    assert result.err.strip() == "error: There is no token called nope."
+    assert result.err.strip() == (
+        "error: There is no token called nope; `adesync tokens list --all` lists all."
+    )
     assert invoke(capsys, "runs", "list", "--limit", "0").code == 2  # a usage error
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from adesync.errors import NotFoundError
+from adesync.services.token_errors import TokenNotFound
 from adesync.store.database import Database
 from adesync.store.tables import tokens
 from adesync.store.tables_sync import sync_runs
@@ -40,16 +40,6 @@ RUN_COLUMNS = (
 )
 
 RunDocument = dict[str, Any]
-
-
-class TokenNotFound(NotFoundError):
-    """The history of a token that does not exist was asked for."""
-
-    code = "token_not_found"
-
-    def __init__(self, name: str) -> None:
-        super().__init__(f"There is no token called {name}.")
-        self.name = name
 
 
 async def list_runs(
