@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -69,7 +70,8 @@ async def test_a_transition_is_queued_once_per_channel(
     ]
     mail = json.loads(next(r for r in rows if r.channel == "email").payload)
     assert mail["subject"] == "[adesync] lab (Lab School) is now error"
-    assert "adesync tokens renew lab --p7m FILE" in mail["text"]
+    assert 'upload it under "Renew: upload the new token (.p7m)"' in mail["text"]
+    assert "adesync tokens renew" not in mail["text"]
     # Nothing changed: nothing new to say.
     await evaluate(db, now=NOW + timedelta(minutes=1))
     assert len(await outbox(db)) == 2
@@ -113,6 +115,40 @@ async def test_chinese_notifications(
     mail = json.loads(next(r for r in await outbox(db) if r.channel == "email").payload)
     assert mail["subject"] == "[adesync] lab（实验学校）当前状态：错误"
     assert "一个或多个 ADE 令牌处于错误状态" in mail["text"]
+
+
+@pytest.mark.parametrize(
+    ("lang", "renew"),
+    [("en", "Renew: upload the new token (.p7m)"), ("zh-CN", "续订：上传新令牌 (.p7m)")],
+)
+async def test_notifications_carry_the_consoles_steps_not_commands(
+    db: Database,
+    channels: Receiver,
+    announcing: None,
+    monkeypatch: pytest.MonkeyPatch,
+    lang: str,
+    renew: str,
+) -> None:
+    monkeypatch.setenv("ADESYNC_LANG", lang)
+    await add_token(db, "lab", token_rejected=True)
+    await evaluate(db, now=NOW)  # no heartbeat: scheduler_down, an operator's step, comes too
+    rows = await outbox(db)
+    webhooks = [json.loads(r.payload) for r in rows if r.channel == "webhook"]
+    findings = {f["code"]: f for d in webhooks for f in d["findings"]}
+    assert {"token_rejected", "scheduler_down"} <= set(findings)
+    assert renew in findings["token_rejected"]["remediation"][0]
+    operator = "Ask your operator" if lang == "en" else "请让运维人员"
+    assert findings["scheduler_down"]["remediation"][0].startswith(operator)
+    shell = re.compile(r"`|adesync (tokens|sync|serve|worker|notify)\b|\s--[a-z]")
+    for document in webhooks:
+        for finding in document["findings"]:
+            for text in (finding["detail"], finding["actor"], *finding["remediation"]):
+                assert not shell.search(text), text
+        if document["alert"]:
+            assert not shell.search(document["alert"]["text"])
+    for row in rows:
+        if row.channel == "email":
+            assert not shell.search(json.loads(row.payload)["text"])
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ what is stored; :func:`build_report` words it in ``en`` or ``zh-CN``.
 
 from adesync.health.catalogue import Severity, State, exit_code_for, state_for
 from adesync.health.evaluate import Health, Seen, TokenHealth, evaluate
-from adesync.health.messages import LANGUAGES, TokenLabel, render_finding
+from adesync.health.messages import LANGUAGES, Door, TokenLabel, render_finding
 from adesync.health.model import Finding, Rule
 from adesync.health.report import build_alert, build_report, overall_state
 from adesync.health.rules import RULES, RULES_BY_CODE
@@ -19,6 +19,7 @@ __all__ = [
     "ON_TRANSITION",
     "RULES",
     "RULES_BY_CODE",
+    "Door",
     "Finding",
     "Health",
     "Rule",

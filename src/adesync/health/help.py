@@ -11,15 +11,18 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from adesync.health.messages import catalogue, doc_url
+from adesync.health.messages import Door, catalogue, doc_url, wording
 from adesync.health.rules import RULES
 
 __all__ = ["findings_markdown", "help_entries"]
 
 
-def help_entries(lang: str, *, docs_url: str | None = None) -> list[dict[str, Any]]:
+def help_entries(
+    lang: str, *, docs_url: str | None = None, door: Door = Door.CLI
+) -> list[dict[str, Any]]:
     """One entry per finding code, in registry order: ``code, severity, max_severity, title,
-    cause, remediation (steps with placeholders for the token), who, doc_url``."""
+    cause, remediation (steps with placeholders for the token), who, doc_url``; cause, steps and who
+    worded for ``door``."""
     messages = catalogue(lang)
     generic = messages["help_params"]
     entries = []
@@ -31,9 +34,12 @@ def help_entries(lang: str, *, docs_url: str | None = None) -> list[dict[str, An
                 "severity": rule.severity.value,
                 "max_severity": rule.max_severity.value,
                 "title": entry["name"],
-                "cause": entry["cause"],
-                "remediation": [step.format_map(generic) for step in entry["remediation"]],
-                "who": entry["actor"].format_map(generic),
+                "cause": wording(lang, rule.code, "cause", door=door),
+                "remediation": [
+                    step.format_map(generic)
+                    for step in wording(lang, rule.code, "remediation", door=door)
+                ],
+                "who": wording(lang, rule.code, "actor", door=door).format_map(generic),
                 "doc_url": doc_url(rule.code, docs_url),
             }
         )

@@ -10,7 +10,7 @@ from typing import Any
 from adesync.config import Settings
 from adesync.health.catalogue import State, state_for
 from adesync.health.evaluate import Health, Seen, TokenHealth
-from adesync.health.messages import TokenLabel, message, message_list, render_finding
+from adesync.health.messages import Door, TokenLabel, message, message_list, render_finding
 from adesync.health.model import stamp
 from adesync.health.stored import find_token_id, read_health
 from adesync.store.database import Database
@@ -36,14 +36,17 @@ def overall_state(health: Health) -> State:
     return worst if worst.rank >= installation.rank else installation
 
 
-def build_alert(tokens: Sequence[TokenHealth], lang: str) -> dict[str, Any] | None:
-    """The alert for the tokens in ``error`` (``None`` when there is none), in ``lang``."""
+def build_alert(
+    tokens: Sequence[TokenHealth], lang: str, door: Door = Door.CLI
+) -> dict[str, Any] | None:
+    """The alert for the tokens in ``error`` (``None`` when there is none), in ``lang``,
+    worded for ``door``."""
     failing = [t for t in tokens if t.state is State.ERROR]
     if not failing:
         return None
     return {
-        "title": message(lang, "alert", "title"),
-        "text": message(lang, "alert", "text"),
+        "title": message(lang, "alert", "title", door=door),
+        "text": message(lang, "alert", "text", door=door),
         "symptoms": message_list(lang, "alert", "symptoms"),
         "affected_tokens": [
             {"name": t.label.name, "org_name": t.label.org_name, "state_reason": t.state_reason}
@@ -52,13 +55,17 @@ def build_alert(tokens: Sequence[TokenHealth], lang: str) -> dict[str, Any] | No
     }
 
 
-def _rendered(seen: Seen, token: TokenLabel | None, lang: str, docs_url: str | None) -> Any:
-    document = render_finding(seen.finding, token, lang, docs_url=docs_url)
+def _rendered(
+    seen: Seen, token: TokenLabel | None, lang: str, docs_url: str | None, door: Door
+) -> Any:
+    document = render_finding(seen.finding, token, lang, docs_url=docs_url, door=door)
     document["first_seen_at"] = stamp(seen.first_seen_at)
     return document
 
 
-def build_report(health: Health, lang: str, *, docs_url: str | None = None) -> dict[str, Any]:
+def build_report(
+    health: Health, lang: str, *, docs_url: str | None = None, door: Door = Door.CLI
+) -> dict[str, Any]:
     """``{"status", "alert", "findings", "tokens", "evaluated_at"}``: findings grouped by token,
     worst token first (the installation's own findings where their severity puts them), each
     group worst finding first; ``tokens`` every token's state."""
@@ -67,17 +74,17 @@ def build_report(health: Health, lang: str, *, docs_url: str | None = None) -> d
         groups.append(
             (
                 token.state.rank,
-                [_rendered(s, token.label, lang, docs_url) for s in token.findings],
+                [_rendered(s, token.label, lang, docs_url, door) for s in token.findings],
             )
         )
     if health.installation:
         rank = state_for(s.finding.severity for s in health.installation).rank
-        installation = [_rendered(s, None, lang, docs_url) for s in health.installation]
+        installation = [_rendered(s, None, lang, docs_url, door) for s in health.installation]
         position = next((i for i, (r, _) in enumerate(groups) if r < rank), len(groups))
         groups.insert(position, (rank, installation))
     return {
         "status": overall_state(health).value,
-        "alert": build_alert(health.tokens, lang),
+        "alert": build_alert(health.tokens, lang, door),
         "findings": [finding for _, group in groups for finding in group],
         "tokens": [
             {
@@ -95,10 +102,16 @@ def build_report(health: Health, lang: str, *, docs_url: str | None = None) -> d
 
 
 async def stored_report(
-    db: Database, *, token: str | None, lang: str, settings: Settings | None = None
+    db: Database,
+    *,
+    token: str | None,
+    lang: str,
+    settings: Settings | None = None,
+    door: Door = Door.CLI,
 ) -> dict[str, Any]:
-    """The report from the stored health (no rules run): what the console and API show.
-    ``token`` is a token name (NotFoundError if unknown)."""
+    """The report from the stored health (no rules run), worded for ``door``: what the console
+    and API show (``Door.WEB``). ``token`` is a token name (NotFoundError if unknown)."""
     token_id = None if token is None else await find_token_id(db, token)
     health = await read_health(db, token_id=token_id)
-    return build_report(health, lang, docs_url=settings.docs_url if settings else None)
+    docs_url = settings.docs_url if settings else None
+    return build_report(health, lang, docs_url=docs_url, door=door)

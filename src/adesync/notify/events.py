@@ -13,7 +13,7 @@ from typing import Any
 
 from adesync.health.catalogue import State
 from adesync.health.evaluate import TokenHealth
-from adesync.health.messages import TokenLabel, message, render_finding
+from adesync.health.messages import Door, TokenLabel, message, render_finding
 from adesync.health.model import stamp
 from adesync.health.report import build_alert
 from adesync.health.transitions import Transition
@@ -57,8 +57,12 @@ def _token(label: TokenLabel | None, expires_at: datetime | None) -> dict[str, A
 
 def transition_event(change: Transition, lang: str, docs_url: str | None) -> dict[str, Any]:
     """``token.state_changed`` (or ``installation.state_changed``) with the current findings
-    worded in ``lang`` and, for a token in error, the alert."""
-    findings = [render_finding(f, change.token, lang, docs_url=docs_url) for f in change.findings]
+    worded in ``lang`` and, for a token in error, the alert; worded as the console words them
+    (no shell command: a notification's reader may have only the console)."""
+    findings = [
+        render_finding(f, change.token, lang, docs_url=docs_url, door=Door.WEB)
+        for f in change.findings
+    ]
     alert = None
     if change.token is not None and change.new_state is State.ERROR:
         alert = build_alert(
@@ -73,6 +77,7 @@ def transition_event(change: Transition, lang: str, docs_url: str | None) -> dic
                 )
             ],
             lang,
+            Door.WEB,
         )
     return {
         "event": "installation.state_changed" if change.token is None else "token.state_changed",

@@ -11,5 +11,6 @@ __all__ = ["catalogue"]
 def catalogue(lang: str) -> list[dict[str, Any]]:
     """One entry per code: ``code, severity, title, cause, remediation (list), who``."""
     from adesync.health.help import help_entries
+    from adesync.health.messages import Door
 
-    return help_entries(lang)
+    return help_entries(lang, door=Door.WEB)

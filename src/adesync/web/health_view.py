@@ -1,4 +1,5 @@
-"""The health report for the web: the same document as ``adesync diagnose --json``.
+"""The health report for the web: the same document as ``adesync diagnose --json``, its steps
+worded for the web door (the console's buttons and forms, never a shell command).
 
 It reads what health stored (token states, current findings); health's message catalogues word
 them in the reader's language.
@@ -18,10 +19,14 @@ __all__ = ["ALERT_SHOWN", "alert_tokens", "health_report"]
 
 
 async def health_report(state: WebState, *, token: str | None, lang: str) -> dict[str, Any]:
-    """Status, alert and findings (all tokens, or ``token`` only), as health stored them."""
+    """Status, alert and findings (all tokens, or ``token`` only), as health stored them,
+    worded for the web (the console's buttons, never a shell command)."""
+    from adesync.health.messages import Door
     from adesync.health.report import stored_report
 
-    return await stored_report(state.db, token=token, lang=lang, settings=state.settings)
+    return await stored_report(
+        state.db, token=token, lang=lang, settings=state.settings, door=Door.WEB
+    )
 
 
 ALERT_SHOWN = 5

@@ -4,8 +4,11 @@ findings, states and the alert.
 A translator edits ``<lang>.json`` only: ``codes.<code>`` has ``title``, ``detail``,
 ``remediation`` (numbered steps) and ``actor`` (who must act), each with ``{name}``
 placeholders; ``title_<variant>``/``detail_<variant>`` are alternative wordings a rule picks.
-Every finding may use ``token``, ``org``, ``server``, ``portal``, ``portal_url`` and ``count``
-besides the parameters its rule declares.
+``<key>_web`` (and ``<key>_web_<variant>``) is the wording for the web door (the console, the
+API and notifications) where the CLI's names a shell command: it names the console's buttons
+and forms, and an operator-only step says to ask the operator. Every finding may use
+``token``, ``org``, ``server``, ``portal``, ``portal_url`` and ``count`` besides the
+parameters its rule declares.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from functools import lru_cache
 from importlib import resources
 from typing import Any, cast
@@ -24,6 +28,7 @@ __all__ = [
     "DEFAULT_DOCS_URL",
     "LANGUAGES",
     "TOKEN_PARAMS",
+    "Door",
     "TokenLabel",
     "catalogue",
     "doc_url",
@@ -31,12 +36,21 @@ __all__ = [
     "message",
     "message_list",
     "render_finding",
+    "wording",
 ]
 
 LANGUAGES: tuple[str, ...] = ("en", "zh-CN")
 DEFAULT_DOCS_URL = "/help/findings"
 TOKEN_PARAMS = frozenset({"token", "org", "server", "portal", "portal_url"})
 _MISSING = "—"
+
+
+class Door(Enum):
+    """Who reads a text: ``CLI`` (``adesync diagnose``) names commands and flags; ``WEB`` (the
+    console, the API and notifications) names the console's buttons and never a shell command."""
+
+    CLI = "cli"
+    WEB = "web"
 
 
 @dataclass(frozen=True)
@@ -111,9 +125,10 @@ def _params(lang: str, finding: Finding, token: TokenLabel | None) -> _Params:
     return params
 
 
-def message(lang: str, section: str, key: str, **params: Param) -> str:
-    """One text of a catalogue section (``alert``, ``report``, ``notify``, ...) filled in."""
-    template: str = catalogue(lang)[section][key]
+def message(lang: str, section: str, key: str, *, door: Door = Door.CLI, **params: Param) -> str:
+    """One text of a catalogue section (``alert``, ``report``, ``notify``, ...) filled in, in
+    the wording of ``door`` (``<key>_web`` for the web where the section has it)."""
+    template: str = _pick(catalogue(lang)[section], key, None, door)
     return template.format_map(_Params({k: format_param(k, v) for k, v in params.items()}))
 
 
@@ -121,10 +136,24 @@ def message_list(lang: str, section: str, key: str) -> list[str]:
     return list(catalogue(lang)[section][key])
 
 
-def _pick(entry: Mapping[str, Any], key: str, variant: str | None) -> Any:
-    if variant is not None and f"{key}_{variant}" in entry:
-        return entry[f"{key}_{variant}"]
-    return entry[key]
+def _pick(entry: Mapping[str, Any], key: str, variant: str | None, door: Door) -> Any:
+    """The most specific wording of ``key``: for the web ``<key>_web_<variant>``, then
+    ``<key>_web``; then ``<key>_<variant>``, then ``<key>``."""
+    slots = (f"{key}_web", key) if door is Door.WEB else (key,)
+    for slot in slots:
+        if variant is not None and f"{slot}_{variant}" in entry:
+            return entry[f"{slot}_{variant}"]
+        if slot in entry:
+            return entry[slot]
+    raise KeyError(key)
+
+
+def wording(
+    lang: str, code: str, key: str, *, door: Door = Door.CLI, variant: str | None = None
+) -> Any:
+    """The unfilled text of ``codes.<code>.<key>`` (a list for ``remediation``) that ``door``
+    reads in ``lang``."""
+    return _pick(catalogue(lang)["codes"][code], key, variant, door)
 
 
 def doc_url(code: str, docs_url: str | None = None) -> str:
@@ -139,10 +168,11 @@ def render_finding(
     lang: str,
     *,
     docs_url: str | None = None,
+    door: Door = Door.CLI,
 ) -> dict[str, Any]:
-    """The finding as the CLI JSON, API and notifications show it, worded in ``lang``:
-    ``code, severity, token, title, detail, remediation, doc_url, count, samples`` plus
-    ``org_name`` and ``actor``."""
+    """The finding as the CLI JSON, API and notifications show it, worded in ``lang`` for
+    ``door``: ``code, severity, token, title, detail, remediation, doc_url, count, samples``
+    plus ``org_name`` and ``actor``."""
     entry = catalogue(lang)["codes"][finding.code]
     params = _params(lang, finding, token)
     return {
@@ -150,12 +180,12 @@ def render_finding(
         "severity": finding.severity.value,
         "token": None if token is None else token.name,
         "org_name": None if token is None else token.org_name,
-        "title": _pick(entry, "title", finding.variant).format_map(params),
-        "detail": _pick(entry, "detail", finding.variant).format_map(params),
+        "title": _pick(entry, "title", finding.variant, door).format_map(params),
+        "detail": _pick(entry, "detail", finding.variant, door).format_map(params),
         "remediation": [
-            step.format_map(params) for step in _pick(entry, "remediation", finding.variant)
+            step.format_map(params) for step in _pick(entry, "remediation", finding.variant, door)
         ],
-        "actor": _pick(entry, "actor", finding.variant).format_map(params),
+        "actor": _pick(entry, "actor", finding.variant, door).format_map(params),
         "doc_url": doc_url(finding.code, docs_url),
         "count": finding.count,
         "samples": list(finding.samples),

@@ -23,7 +23,8 @@ async def report(
     token: Annotated[str | None, Query(max_length=100)] = None,
     lang: Annotated[Literal["en", "zh-CN"], Query()] = "en",
 ) -> Any:
-    """Status, the alert and every finding, as `adesync diagnose --json` prints them."""
+    """Status, the alert and every finding, in the shape `adesync diagnose --json` prints;
+    the steps name the console's buttons and forms, not shell commands."""
     if token is not None:
         await token_service.get_token_document(web_state(request).db, token)
     return jsonable(await health_report(web_state(request), token=token, lang=lang))
