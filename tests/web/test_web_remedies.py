@@ -66,3 +66,48 @@ async def test_the_console_shows_a_rejected_tokens_steps_with_its_buttons(
     assert not COMMAND.search(findings), COMMAND.search(findings)
     for path in ("/health", DEFAULT_DOCS_URL):
         assert not COMMAND.search((await web.client.get(path)).text), path
+
+
+def test_no_console_text_names_a_shell_command() -> None:
+    """The console's own catalogue (buttons, messages, the errors of actions) in every
+    language: a visitor is never told to run a command."""
+    from adesync.web.i18n import load_catalogues
+
+    for lang, messages in load_catalogues().messages.items():
+        offending = {key: text for key, text in messages.items() if COMMAND.search(text)}
+        assert offending == {}, lang
+
+
+def test_the_web_words_no_error_of_an_action_as_a_shell_command() -> None:
+    """Every error of the token actions whose CLI wording names a command or flag is worded
+    without one for the API and the console."""
+    from datetime import UTC, datetime
+
+    from adesync.commands.wording import cli_words
+    from adesync.services import token_errors as errors
+    from adesync.sync.clients import NoCredentials
+    from adesync.web.i18n import load_catalogues
+    from adesync.web.wording import api_words, console_words
+
+    samples = [
+        errors.TokenNotFound("north"),
+        errors.KeyPairMissing("north"),
+        errors.KeyPairDamaged("north", "active"),
+        errors.TokenFileForeign("north"),
+        errors.TokenFileExpired(datetime(2026, 1, 1, tzinfo=UTC)),
+        errors.TokenAlreadyAdded("north", holds_token=True),
+        errors.TokenNotAdded("north"),
+        errors.DuplicateServer("south", "UUID-1", "South MDM"),
+        errors.DifferentServer("north", reason="consumer_key"),
+        errors.DifferentServer("north", reason="server_uuid", new_server="A", old_server="B"),
+        errors.TokenChanged("north"),
+        errors.OptionInvalid("dep_url", "ftp://x", "an http(s) URL"),
+        NoCredentials("north"),
+    ]
+    flags = re.compile(r"--\w")
+    for lang in ("en", "zh-CN"):
+        t = load_catalogues().translator(lang)
+        for error in samples:
+            for words in (api_words(error), console_words(t, error)):
+                assert not COMMAND.search(words) and not flags.search(words), words
+    assert any(COMMAND.search(cli_words(e)) or flags.search(cli_words(e)) for e in samples)
