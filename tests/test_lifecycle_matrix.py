@@ -30,7 +30,7 @@ from adesync.config import load_settings
 from adesync.store.database import Database
 from adesync.store.tables import tokens
 from adesync.store.tables_health import findings
-from adesync.store.tables_sync import profiles
+from adesync.store.tables_sync import profiles, sync_runs
 from adesync.store.types import utcnow
 from adesync.web import accounts
 from adesync.web.app import create_app
@@ -372,3 +372,53 @@ def test_a_profile_is_removed_through_the_cli_and_the_api(world: World, served: 
     assert answer.json() == {"requested": 1, "removed": 1, "devices": {second: "SUCCESS"}}
     for serial in (first, second):
         assert world.sim.device(server_uuid, serial)["profile_status"] == "removed"
+
+
+def test_sync_now_during_a_run_answers_with_that_run(world: World, served: str) -> None:
+    """One run per token, in one process too: a second "sync now" while the first runs is
+    not a second run; the API answers 202 with the run under way."""
+    world.healthy_token()
+
+    async def key(db: Database) -> str:
+        _, text = await accounts.create_api_key(db, "operator", Role.OPERATOR, actor="test")
+        return text
+
+    headers = {"Authorization": f"Bearer {world.db(key)}"}
+
+    async def allowance_whole(db: Database) -> None:
+        async with db.write() as session:
+            await session.execute(update(tokens).values(last_manual_sync_at=None))
+
+    world.db(allowance_whole)
+
+    async def running(db: Database) -> list[int]:
+        async with db.read() as session:
+            found = await session.execute(
+                select(sync_runs.c.id).where(sync_runs.c.outcome == "running")
+            )
+            return [int(i) for i in found.scalars()]
+
+    world.sim.set_faults(delay_ms=1500)  # the first run stays under way a while
+    first: list[httpx.Response] = []
+    thread = threading.Thread(
+        target=lambda: first.append(
+            httpx.post(f"{served}/api/v1/tokens/lab/sync", headers=headers, timeout=60)
+        )
+    )
+    thread.start()
+    try:
+        under_way: list[int] = []
+        for _ in range(500):
+            under_way = world.db(running)
+            if under_way:
+                break
+            threading.Event().wait(0.01)
+        assert len(under_way) == 1
+        second = httpx.post(f"{served}/api/v1/tokens/lab/sync", headers=headers, timeout=60)
+        assert second.status_code == 202, second.text
+        assert second.json() == {"token": "lab", "outcome": "running", "run_id": under_way[0]}
+    finally:
+        thread.join(timeout=60)
+        world.sim.clear_faults()
+    assert first[0].status_code == 200 and first[0].json()["run_id"] == under_way[0]
+    assert world.db(running) == []

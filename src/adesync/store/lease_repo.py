@@ -55,18 +55,15 @@ async def claim_due_tokens(
 async def claim_token(
     db: Database, token_id: int, worker: str, now: datetime, lease_seconds: float
 ) -> bool:
-    """Lease one token now (a manual sync), unless another worker holds it. Its runs left
-    ``running`` by a worker that died are closed as ``interrupted``."""
+    """Lease one token now (a manual sync) for ``worker`` (one run's own owner id), unless any
+    lease on it is live, this process's own included. Its runs left ``running`` by a worker
+    that died are closed as ``interrupted``."""
     async with db.write() as session:
         result = await session.execute(
             update(tokens)
             .where(
                 tokens.c.id == token_id,
-                or_(
-                    tokens.c.lease_expires_at.is_(None),
-                    tokens.c.lease_expires_at < now,
-                    tokens.c.lease_owner == worker,
-                ),
+                or_(tokens.c.lease_expires_at.is_(None), tokens.c.lease_expires_at < now),
             )
             .values(lease_owner=worker, lease_expires_at=now + timedelta(seconds=lease_seconds))
         )

@@ -132,6 +132,7 @@ class SyncOutcome:
     error_message: str | None = None
     retry_at: datetime | None = None
     consecutive_failures: int = 0
+    run_id: int | None = None
 
 
 _record_values = operator.attrgetter(*APPLE_DEVICE_FIELDS)
@@ -168,7 +169,9 @@ async def sync_token(
     started = now()
     run_id = await store.start_run(state.token_id, trigger, worker, started)
     totals = RunTotals()
-    outcome = SyncOutcome(token_id=state.token_id, token=state.name, outcome="ok", totals=totals)
+    outcome = SyncOutcome(
+        token_id=state.token_id, token=state.name, outcome="ok", totals=totals, run_id=run_id
+    )
     try:
         await _pages(state, client, store, worker, full, now, assigner, totals, progress, on_page)
         if assigner is not None:

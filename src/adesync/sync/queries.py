@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, select
@@ -11,7 +12,7 @@ from sqlalchemy.engine import Row
 
 from adesync.store.database import Database
 from adesync.store.tables import tokens
-from adesync.store.tables_sync import assignments, device_history, devices
+from adesync.store.tables_sync import assignments, device_history, devices, sync_runs
 from adesync.sync.model import APPLE_DEVICE_FIELDS
 
 # Apple's fields, as listings show them.
@@ -124,3 +125,22 @@ async def device_assignment(db: Database, token: str, serial: str) -> dict[str, 
     async with db.read() as session:
         row = (await session.execute(query)).first()
     return dict(row._mapping) if row else None
+
+
+async def running_run(db: Database, token_id: int, now: datetime) -> int | None:
+    """The id of the token's run under way (the newest ``running`` one while a lease on the
+    token is live), if any."""
+    async with db.read() as session:
+        found = await session.execute(
+            select(sync_runs.c.id)
+            .join(tokens, tokens.c.id == sync_runs.c.token_id)
+            .where(
+                sync_runs.c.token_id == token_id,
+                sync_runs.c.outcome == "running",
+                tokens.c.lease_expires_at > now,
+            )
+            .order_by(sync_runs.c.id.desc())
+            .limit(1)
+        )
+        run_id = found.scalar()
+    return None if run_id is None else int(run_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,6 +40,7 @@ from adesync.sync.policy import (
     manual_sync_allowed_at,
     next_sync_at,
 )
+from adesync.sync.queries import running_run
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,7 @@ class SyncReport:
     error_code: str | None = None
     message: str | None = None
     next_allowed_at: datetime | None = None
+    run_id: int | None = None  # the run (for sync_in_progress: the one under way)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -74,6 +77,7 @@ class SyncReport:
             "error_code": self.error_code,
             "message": self.message,
             "next_allowed_at": self.next_allowed_at,
+            "run_id": self.run_id,
         }
 
     @classmethod
@@ -92,6 +96,7 @@ class SyncReport:
             error_code=outcome.error_code,
             message=outcome.error_message,
             next_allowed_at=outcome.retry_at,
+            run_id=outcome.run_id,
         )
 
 
@@ -172,6 +177,9 @@ class SyncService:
             raise NoCredentials(state.name)
         now = self.now()
         kind = "fetch" if full else "sync"
+        under_way = await running_run(self.db, token_id, now)
+        if under_way is not None:
+            return self._in_progress(state.name, kind, under_way)
         if trigger == "manual" and not force:
             if state.throttled_until is not None and state.throttled_until > now:
                 return SyncReport(
@@ -205,16 +213,27 @@ class SyncService:
                     f"{self.settings.full_fetch_interval_days:g} days ago.",
                     next_allowed_at=allowed_full,
                 )
-        if not await claim_token(self.db, token_id, self.worker, now, self.settings.lease_seconds):
-            return SyncReport(
-                token=state.name,
-                outcome="skipped",
-                kind=kind,
-                error_code="sync_in_progress",
-                message=f"Token {state.name} is being synced by another worker right now.",
-            )
-        outcome = await self.run_leased(token_id, trigger=trigger, full=full, progress=progress)
+        # The lease is claimed for this run alone: another run of this process (the scheduler
+        # of `serve`, a second "sync now") holds its own and cannot share it.
+        owner = f"{self.worker}/{uuid.uuid4().hex[:8]}"
+        if not await claim_token(self.db, token_id, owner, now, self.settings.lease_seconds):
+            return self._in_progress(state.name, kind, await running_run(self.db, token_id, now))
+        outcome = await self.run_leased(
+            token_id, trigger=trigger, full=full, progress=progress, owner=owner
+        )
         return SyncReport.from_outcome(outcome)
+
+    @staticmethod
+    def _in_progress(name: str, kind: str, run_id: int | None) -> SyncReport:
+        """A sync asked for while one runs: no second run; the one under way answers."""
+        return SyncReport(
+            token=name,
+            outcome="skipped",
+            kind=kind,
+            error_code="sync_in_progress",
+            message=f"Token {name} is being synced right now.",
+            run_id=run_id,
+        )
 
     async def run_leased(
         self,
@@ -224,15 +243,19 @@ class SyncService:
         full: bool = False,
         progress: Progress | None = None,
         after_sync: bool = True,
+        owner: str | None = None,
     ) -> SyncOutcome:
-        """Sync a token whose lease this worker holds; releases it with the next due time.
-        Without ``after_sync`` the caller runs the after-sync hooks itself (the scheduler does,
-        for many tokens at once)."""
+        """Sync a token whose lease ``owner`` (default: this worker) holds; releases it with the
+        next due time. Without ``after_sync`` the caller runs the after-sync hooks itself (the
+        scheduler does, for many tokens at once)."""
+        owner = owner or self.worker
         state = await self.repo.load_state(token_id)
         next_due: datetime | None = None
         try:
-            async with self._renewing(token_id):
-                outcome = await self._run(state, trigger=trigger, full=full, progress=progress)
+            async with self._renewing(token_id, owner):
+                outcome = await self._run(
+                    state, trigger=trigger, full=full, progress=progress, owner=owner
+                )
                 if after_sync:
                     await self.after_token_sync([token_id])
             retry = await self.assignments.next_retry_at(token_id)
@@ -247,10 +270,16 @@ class SyncService:
             )
             return outcome
         finally:
-            await release_token(self.db, token_id, self.worker, next_due)
+            await release_token(self.db, token_id, owner, next_due)
 
     async def _run(
-        self, state: TokenSyncState, *, trigger: str, full: bool, progress: Progress | None
+        self,
+        state: TokenSyncState,
+        *,
+        trigger: str,
+        full: bool,
+        progress: Progress | None,
+        owner: str,
     ) -> SyncOutcome:
         if state.credentials is None:
             return SyncOutcome(
@@ -266,7 +295,7 @@ class SyncService:
                 state,
                 client,
                 self.repo,
-                self.worker,
+                owner,
                 trigger=trigger,
                 full=full,
                 now=self.now,
@@ -332,7 +361,7 @@ class SyncService:
         return None
 
     @contextlib.asynccontextmanager
-    async def _renewing(self, token_id: int) -> AsyncIterator[None]:
+    async def _renewing(self, token_id: int, owner: str) -> AsyncIterator[None]:
         """Keep the lease alive while the run works (renewed at a third of its length)."""
         period = self.settings.lease_seconds / 3
 
@@ -340,7 +369,7 @@ class SyncService:
             while True:
                 await asyncio.sleep(period)
                 if not await renew_token_lease(
-                    self.db, token_id, self.worker, self.now(), self.settings.lease_seconds
+                    self.db, token_id, owner, self.now(), self.settings.lease_seconds
                 ):
                     log.warning("lost the lease on token %s", token_id)
                     return

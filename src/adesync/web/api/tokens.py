@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from adesync.services import tokens as token_service
@@ -195,7 +195,10 @@ def _retry_after(moment: datetime) -> dict[str, str]:
 @router.post(
     "/tokens/{name}/sync",
     summary="Sync now",
-    responses={429: {"description": "Synced by hand recently, or inside Apple's Retry-After."}},
+    responses={
+        202: {"description": "A sync of this token is under way: its run's id."},
+        429: {"description": "Synced by hand recently, or inside Apple's Retry-After."},
+    },
 )
 async def sync_token(
     request: Request, name: str, principal: Annotated[Principal, Depends(require(Role.OPERATOR))]
@@ -208,6 +211,10 @@ async def sync_token(
         raise Problem(
             429, exc.code, api_words(exc), headers=_retry_after(exc.next_allowed_at)
         ) from None
+    if report["error_code"] == "sync_in_progress":
+        # One run per token: the one under way answers for this request.
+        running = {"token": name, "outcome": "running", "run_id": report["run_id"]}
+        return JSONResponse(jsonable(running), status_code=202)
     return jsonable(report)
 
 

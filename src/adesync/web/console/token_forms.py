@@ -36,6 +36,8 @@ async def token_sync(request: Request, name: str) -> Response:
         return flash_redirect(
             request, f"/tokens/{name}", "error", console_words(translator(request), exc)
         )
+    if report["error_code"] == "sync_in_progress":
+        return flash_redirect(request, f"/tokens/{name}", "ok", t("action.sync_in_progress"))
     if report["outcome"] == "ok":
         text = t(
             "token.synced",
