@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from adesync.store.database import Database
 from adesync.store.tables_health import notify_outbox
@@ -211,3 +211,44 @@ async def test_a_token_waiting_for_its_first_p7m(
     result = invoke(capsys, "diagnose", "--token", "pending")
     assert result.code == 3
     assert "waiting for its first server token" in result.err
+
+
+@pytest.mark.parametrize("mode", [(), ("--stored",)], ids=["live", "stored"])
+async def test_a_wrong_secret_key_is_unknown(
+    home: Home,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    mode: tuple[str, ...],
+) -> None:
+    await seed(home, lab={})
+    monkeypatch.setenv("ADESYNC_SECRET_KEY", "YW5vdGhlci1rZXktZm9yLWFkZXN5bmMtdGVzdHMhISE=")
+    result = invoke(capsys, "diagnose", "--json", *mode)
+    assert (result.code, result.out) == (3, "")
+    assert "The secret key does not match this database" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("mode", [(), ("--stored",)], ids=["live", "stored"])
+async def test_a_database_that_fails_during_the_check_is_unknown(
+    home: Home, capsys: pytest.CaptureFixture[str], mode: tuple[str, ...]
+) -> None:
+    """Not exit 1 (a monitoring system would read a warning): 3, one sentence."""
+    await seed(home, pending={"oauth_credentials": None})  # nothing to ask Apple about
+    await _rename_findings(home, "findings", "findings_gone")
+    try:
+        result = invoke(capsys, "diagnose", "--json", *mode)
+    finally:
+        await _rename_findings(home, "findings_gone", "findings")
+    assert (result.code, result.out) == (3, "")
+    assert result.err.startswith("error: adesync could not check: the database at ")
+    assert "findings" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+
+
+async def _rename_findings(home: Home, old: str, new: str) -> None:
+    db = Database(home.db_url)
+    try:
+        async with db.write() as session:
+            await session.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))
+    finally:
+        await db.dispose()
