@@ -1,5 +1,7 @@
-"""Benchmark: the whole ``adesync diagnose --json`` process over 2,000 tokens and 1,000,000
-devices, on SQLite and on PostgreSQL. Prints one JSON document with the figures.
+"""Benchmark: the whole ``adesync diagnose --stored --json`` process over 2,000 tokens and
+1,000,000 devices, on SQLite and on PostgreSQL; and the live ``adesync diagnose --json`` (each
+token checked with Apple) over 200 tokens against the simulator. Prints one JSON document with
+the figures.
 
 The data is bulk-inserted straight into the tables (sqlite3 ``executemany``, PostgreSQL
 ``COPY``), with a realistic mix: most tokens healthy, some expired, expiring, with unaccepted
@@ -7,10 +9,17 @@ terms, failing, throttled or without a default profile, one token over 200,000 d
 devices without a profile on some tokens, thousands of failed assignments, five sync runs and
 one certificate per token. Then the CLI runs as a
 user runs it (a fresh process each time): ``adesync --version`` for start-up, and
-``adesync diagnose --json`` — the first run writes every token's state and findings, later
-runs re-evaluate and update. Target: under 2 s per diagnose.
+``adesync diagnose --stored --json`` — the first run writes every token's state and findings,
+later runs re-evaluate and update. Target: under 2 s per diagnose.
+
+The live measurement starts ``adesync simulate`` as its own process with one MDM server per
+token (a tenth of them in an organisation whose new terms are not accepted), stores the tokens
+through the library (``seed_token``) and runs ``adesync diagnose --json``: every token is
+checked (``/session`` + ``/account``, 8 at a time), then everything is re-evaluated. It counts
+the calls the simulator answered.
 
     python bench/diagnose.py [--backend sqlite|postgresql|both] [--tokens N] [--devices N]
+        [--live-tokens N (200; 0 skips it)]
 """
 
 from __future__ import annotations
@@ -310,7 +319,7 @@ def measure(backend: str, tokens: int, count: int, runs: int) -> dict[str, Any]:
         timings, cpu, codes, sizes, findings = [], [], [], [], 0
         for _ in range(runs):
             before = cpu_seconds()
-            seconds, done = cli(env, "diagnose", "--json")
+            seconds, done = cli(env, "diagnose", "--stored", "--json")
             cpu.append(cpu_seconds() - before)
             if done.returncode not in (0, 1, 2):
                 raise SystemExit(done.stderr.decode())
@@ -320,6 +329,7 @@ def measure(backend: str, tokens: int, count: int, runs: int) -> dict[str, Any]:
             sizes.append(len(done.stdout))
             findings = len(report["findings"])
         return {
+            "mode": "stored",
             "backend": backend,
             "tokens": tokens,
             "devices": count,
@@ -340,15 +350,123 @@ def measure(backend: str, tokens: int, count: int, runs: int) -> dict[str, Any]:
         }
 
 
+def create_servers(base_url: str, count: int) -> list[dict[str, str]]:
+    """``count`` MDM servers without devices, every tenth in an organisation with new terms to
+    accept; their OAuth values."""
+    import httpx
+
+    found = []
+    with httpx.Client(base_url=f"{base_url}/_sim", timeout=60) as admin:
+        pending = admin.post("/orgs", json={"name": "Terms School", "terms_pending": True})
+        pending.raise_for_status()
+        for n in range(count):
+            body: dict[str, Any] = {"name": f"MDM {n:05d}", "devices": 0}
+            if n % 10 == 9:
+                body["org_id"] = pending.json()["org_id"]
+            answer = admin.post("/servers", json=body)
+            answer.raise_for_status()
+            uuid_ = answer.json()["server_uuid"]
+            found.append(admin.get(f"/servers/{uuid_}/credentials").json())
+    return found
+
+
+def apple_calls(base_url: str) -> int:
+    import httpx
+
+    with httpx.Client(base_url=f"{base_url}/_sim", timeout=60) as admin:
+        return sum(admin.get("/state").json()["requests"].values())
+
+
+async def seed_tokens(base_url: str, credentials: list[dict[str, str]]) -> None:
+    from adesync.config import load_settings
+    from adesync.runtime import open_runtime
+    from adesync.services import tokens as token_service
+    from adesync.tokens import TokenPayload, generate_keypair
+
+    keypair = generate_keypair("bench")  # one key pair for all: nothing decrypts here
+    async with open_runtime(load_settings()) as rt:
+        for n, values in enumerate(credentials):
+            payload = TokenPayload.from_mapping(values)
+            await token_service.seed_token(
+                rt.db, rt.box, f"t{n:05d}", payload, keypair, dep_url=base_url
+            )
+
+
+def measure_live(backend: str, tokens: int, runs: int) -> dict[str, Any]:
+    """The live diagnose of ``tokens`` tokens against the simulator (its own process)."""
+    import asyncio
+
+    from simulator_process import simulator
+
+    with (
+        tempfile.TemporaryDirectory(prefix="adesync-bench-") as directory,
+        simulator(12) as base_url,
+    ):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ADESYNC_")}
+        env.update(ADESYNC_HOME=directory, ADESYNC_LOG_LEVEL="WARNING")
+        if backend == "postgresql":
+            import psycopg
+
+            with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{PG_NAME}_live" WITH (FORCE)')
+                admin.execute(f'CREATE DATABASE "{PG_NAME}_live"')
+            url = PG_ADMIN.rsplit("/", 1)[0] + f"/{PG_NAME}_live"
+            env["ADESYNC_DATABASE_URL"] = url.replace("postgresql://", "postgresql+psycopg://")
+        _, done = cli(env, "init")
+        assert done.returncode == 0, done.stderr.decode()
+        credentials = create_servers(base_url, tokens)
+        saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(env)
+        try:
+            asyncio.run(seed_tokens(base_url, credentials))
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        timings, cpu, calls, codes = [], [], [], []
+        report: dict[str, Any] = {}
+        for _ in range(runs):
+            before, answered = cpu_seconds(), apple_calls(base_url)
+            seconds, done = cli(env, "diagnose", "--json")
+            cpu.append(cpu_seconds() - before)
+            calls.append(apple_calls(base_url) - answered)
+            if done.returncode not in (0, 1, 2):
+                raise SystemExit(done.stderr.decode())
+            report = json.loads(done.stdout)
+            timings.append(seconds)
+            codes.append(done.returncode)
+        stored_seconds, _ = cli(env, "diagnose", "--stored", "--json")
+        reasons = [t["state_reason"] for t in report["tokens"]]
+        return {
+            "mode": "live",
+            "backend": backend,
+            "tokens": tokens,
+            "concurrency": 8,
+            "diagnose_first_seconds": round(timings[0], 3),
+            "diagnose_seconds_median": round(statistics.median(timings), 3),
+            "diagnose_seconds_max": round(max(timings), 3),
+            "diagnose_cpu_seconds_median": round(statistics.median(cpu), 3),
+            "apple_calls_per_run": calls,
+            "exit_code": codes[-1],
+            "tokens_in_error": sum(1 for t in report["tokens"] if t["state"] == "error"),
+            "terms_not_accepted": reasons.count("terms_not_accepted"),
+            "stored_diagnose_seconds_after": round(stored_seconds, 3),
+            "load_average": [round(x, 2) for x in os.getloadavg()],
+        }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--tokens", type=int, default=2000)
     parser.add_argument("--devices", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=4)
+    parser.add_argument("--live-tokens", type=int, default=200)
     args = parser.parse_args()
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     results = [measure(b, args.tokens, args.devices, args.runs) for b in backends]
+    if args.live_tokens:
+        results += [measure_live(b, args.live_tokens, 3) for b in backends]
     json.dump({"benchmark": "diagnose", "results": results}, sys.stdout, indent=2)
     sys.stdout.write("\n")
 

@@ -35,7 +35,7 @@ from adesync.store.types import utcnow
 from adesync.web import accounts
 from adesync.web.app import create_app
 from adesync.web.roles import Role
-from tests.health.test_scenarios import World, world  # noqa: F401  (pytest fixture)
+from tests.health.world import World, world  # noqa: F401  (pytest fixture)
 
 PASSWORD = "correct horse battery staple"
 DOORS = ["cli", "api", "console"]

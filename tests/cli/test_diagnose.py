@@ -1,4 +1,5 @@
-"""``adesync diagnose``: the JSON document, the Rich report, exit codes 0/1/2/3, --token, --lang."""
+"""``adesync diagnose --stored``: the JSON document, the Rich report, exit codes 0/1/2/3,
+--token, --lang, on facts stored directly (the live check with Apple: test_diagnose_live.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from adesync.store.database import Database
 from adesync.store.tables_health import notify_outbox
@@ -39,7 +40,7 @@ async def seed(home: Home, **tokens: dict[str, Any]) -> None:
 
 
 def diagnose(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
-    result = invoke(capsys, "diagnose", "--json", *args)
+    result = invoke(capsys, "diagnose", "--stored", "--json", *args)
     assert result.err == ""
     return result.code, json.loads(result.out)
 
@@ -116,13 +117,13 @@ async def test_rich_report_in_both_languages(
     home: Home, capsys: pytest.CaptureFixture[str]
 ) -> None:
     await seed(home, lab={"terms_not_accepted": True, "org_name": "Lab School"})
-    result = invoke(capsys, "diagnose")
+    result = invoke(capsys, "diagnose", "--stored")
     assert result.code == 2
     assert "One or more ADE tokens are in an error state" in result.out
     assert "Apple's new terms and conditions are not accepted" in result.out
     assert "1. Ask an Administrator of Apple School Manager" in result.out
     assert "/help/findings#terms_not_accepted" in result.out
-    result = invoke(capsys, "diagnose", "--lang", "zh-CN")
+    result = invoke(capsys, "diagnose", "--stored", "--lang", "zh-CN")
     assert result.code == 2
     assert "一个或多个 ADE 令牌处于错误状态" in result.out
     assert "尚未接受 Apple 的新条款与条件" in result.out
@@ -155,7 +156,7 @@ async def test_json_log_lines_for_transitions(home: Home) -> None:
     await seed(home, lab={"terms_not_accepted": True})
     env = {**os.environ, "ADESYNC_LOG_JSON": "true"}
     done = subprocess.run(
-        [sys.executable, "-m", "adesync.cli", "diagnose", "--json"],
+        [sys.executable, "-m", "adesync.cli", "diagnose", "--stored", "--json"],
         env=env,
         capture_output=True,
         check=False,
@@ -174,14 +175,14 @@ async def test_json_log_lines_for_transitions(home: Home) -> None:
 async def test_transitions_are_queued_without_loading_the_enrollment_package(
     home: Home,
 ) -> None:
-    """diagnose wires only what evaluating needs: the transition still reaches notify's
+    """diagnose --stored wires only what evaluating needs: the transition still reaches notify's
     outbox, and the enrollment package (with httpx) stays unloaded when there are no MDM
     events or failed probes for its rules to look at."""
     await seed(home, lab={"terms_not_accepted": True})
     script = (
         "import sys\n"
         "from adesync.cli import run_cli\n"
-        "code = run_cli(['diagnose', '--json'])\n"
+        "code = run_cli(['diagnose', '--stored', '--json'])\n"
         "loaded = sorted(m for m in ('adesync.enrollment', 'httpx') if m in sys.modules)\n"
         "sys.stderr.write(repr(loaded))\n"
         "sys.exit(code)\n"
@@ -210,3 +211,44 @@ async def test_a_token_waiting_for_its_first_p7m(
     result = invoke(capsys, "diagnose", "--token", "pending")
     assert result.code == 3
     assert "waiting for its first server token" in result.err
+
+
+@pytest.mark.parametrize("mode", [(), ("--stored",)], ids=["live", "stored"])
+async def test_a_wrong_secret_key_is_unknown(
+    home: Home,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    mode: tuple[str, ...],
+) -> None:
+    await seed(home, lab={})
+    monkeypatch.setenv("ADESYNC_SECRET_KEY", "YW5vdGhlci1rZXktZm9yLWFkZXN5bmMtdGVzdHMhISE=")
+    result = invoke(capsys, "diagnose", "--json", *mode)
+    assert (result.code, result.out) == (3, "")
+    assert "The secret key does not match this database" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("mode", [(), ("--stored",)], ids=["live", "stored"])
+async def test_a_database_that_fails_during_the_check_is_unknown(
+    home: Home, capsys: pytest.CaptureFixture[str], mode: tuple[str, ...]
+) -> None:
+    """Not exit 1 (a monitoring system would read a warning): 3, one sentence."""
+    await seed(home, pending={"oauth_credentials": None})  # nothing to ask Apple about
+    await _rename_findings(home, "findings", "findings_gone")
+    try:
+        result = invoke(capsys, "diagnose", "--json", *mode)
+    finally:
+        await _rename_findings(home, "findings_gone", "findings")
+    assert (result.code, result.out) == (3, "")
+    assert result.err.startswith("error: adesync could not check: the database at ")
+    assert "findings" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+
+
+async def _rename_findings(home: Home, old: str, new: str) -> None:
+    db = Database(home.db_url)
+    try:
+        async with db.write() as session:
+            await session.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))
+    finally:
+        await db.dispose()

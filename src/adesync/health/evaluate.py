@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from adesync.health.catalogue import Severity, State, state_for
 from adesync.health.messages import TokenLabel
 from adesync.health.model import Finding
+from adesync.health.precedence import Suppressed, one_cause_per_fault
 from adesync.health.rules import RULES, RuleContext, TokenFacts, load_token_facts
 from adesync.health.settings import Limits, load_limits
 from adesync.health.transitions import (
@@ -72,7 +73,9 @@ class Seen:
 
 @dataclass(frozen=True)
 class TokenHealth:
-    """One token's state and its current findings, worst first."""
+    """One token's state and its current findings, worst first; ``suppressed`` the findings
+    another of its findings explains (see :mod:`adesync.health.precedence`): known right after
+    an evaluation, never stored, so empty when read back."""
 
     label: TokenLabel
     expires_at: datetime | None
@@ -80,6 +83,7 @@ class TokenHealth:
     state_reason: str | None
     state_changed_at: datetime | None
     findings: tuple[Seen, ...]
+    suppressed: tuple[Suppressed, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -154,7 +158,9 @@ async def evaluate(
 ) -> Health:
     """Evaluate every token holding credentials (and the installation), or only ``token_id``
     (one id, or several evaluated together); store the result and return it. ``now`` is
-    injectable for tests (default: the clock)."""
+    injectable for tests (default: the clock). A finding that another finding of its token
+    explains (:data:`adesync.health.precedence.HIDES`) is neither stored nor counted: it is
+    returned in its token's ``suppressed``."""
     now = now or utcnow()
     limits = limits or load_limits()
     whole = token_id is None
@@ -167,7 +173,8 @@ async def evaluate(
                 if rule.installation and not whole:
                     continue
                 found.extend(await rule.check(context.for_rule(rule)))
-    health = await _store(db, facts, found, now, whole)
+    shown, suppressed = one_cause_per_fault(found)
+    health = await _store(db, facts, shown, suppressed, now, whole)
     log_transitions(health.transitions)
     return health
 
@@ -197,11 +204,19 @@ async def _lock(session: AsyncSession, db: Database, ids: list[int], whole: bool
 
 
 async def _store(
-    db: Database, facts: list[TokenFacts], found: list[Finding], now: datetime, whole: bool
+    db: Database,
+    facts: list[TokenFacts],
+    found: list[Finding],
+    suppressed: list[Suppressed],
+    now: datetime,
+    whole: bool,
 ) -> Health:
     grouped: dict[int | None, list[Finding]] = defaultdict(list)
     for finding in found:
         grouped[finding.token_id].append(finding)
+    hidden: dict[int | None, list[Suppressed]] = defaultdict(list)
+    for item in suppressed:
+        hidden[item.finding.token_id].append(item)
     async with db.write() as session:
         existing = await _lock(session, db, [t.id for t in facts], whole)
         live = [t for t in facts if t.id in existing]
@@ -240,6 +255,7 @@ async def _store(
                     if old_state is not outcome.state
                     else row.state_changed_at,
                     findings=outcome.seen,
+                    suppressed=tuple(hidden[token.id]),
                 )
             )
         installation: tuple[Seen, ...] = ()

@@ -21,6 +21,7 @@ __all__ = [
     "ordered_tokens",
     "overall_state",
     "stored_report",
+    "suppressed_findings",
 ]
 
 
@@ -63,12 +64,25 @@ def _rendered(
     return document
 
 
+def suppressed_findings(health: Health) -> list[dict[str, Any]]:
+    """``[{"code", "token", "hidden_by"}]``: the findings another finding of the same token
+    explains (one cause per fault), by token name then code; they count toward nothing."""
+    return [
+        {"code": s.finding.code, "token": t.label.name, "hidden_by": s.hidden_by}
+        for t in sorted(health.tokens, key=lambda t: t.label.name)
+        for s in sorted(t.suppressed, key=lambda s: s.finding.code)
+    ]
+
+
 def build_report(
     health: Health, lang: str, *, docs_url: str | None = None, door: Door = Door.CLI
 ) -> dict[str, Any]:
-    """``{"status", "alert", "findings", "tokens", "evaluated_at"}``: findings grouped by token,
-    worst token first (the installation's own findings where their severity puts them), each
-    group worst finding first; ``tokens`` every token's state."""
+    """``{"status", "alert", "findings", "suppressed", "tokens", "evaluated_at"}``: findings
+    grouped by token, worst token first (the installation's own findings where their severity
+    puts them), each group worst finding first, worded for ``door``; ``suppressed`` the
+    findings hidden by the one cause of their fault (:func:`suppressed_findings`); ``tokens``
+    every token's state. Status and alert come from the tokens' states, which hidden findings
+    never reach."""
     groups: list[tuple[int, list[Any]]] = []
     for token in ordered_tokens(health):
         groups.append(
@@ -86,6 +100,7 @@ def build_report(
         "status": overall_state(health).value,
         "alert": build_alert(health.tokens, lang, door),
         "findings": [finding for _, group in groups for finding in group],
+        "suppressed": suppressed_findings(health),
         "tokens": [
             {
                 "name": t.label.name,
@@ -110,8 +125,12 @@ async def stored_report(
     door: Door = Door.CLI,
 ) -> dict[str, Any]:
     """The report from the stored health (no rules run), worded for ``door``: what the console
-    and API show (``Door.WEB``). ``token`` is a token name (NotFoundError if unknown)."""
+    and API show (``Door.WEB``). ``token`` is a token name (NotFoundError if unknown). Hidden
+    findings are never stored, so this report has no ``suppressed`` list (what it shows already
+    obeys the precedence)."""
     token_id = None if token is None else await find_token_id(db, token)
     health = await read_health(db, token_id=token_id)
     docs_url = settings.docs_url if settings else None
-    return build_report(health, lang, docs_url=docs_url, door=door)
+    report = build_report(health, lang, docs_url=docs_url, door=door)
+    del report["suppressed"]
+    return report

@@ -147,6 +147,7 @@ class AppleService:
             return error_response(ServiceError(405), sim.now())
         raw = await request.body()
         with sim.lock:
+            sim.requests[endpoint] += 1
             plans = self._plans(request, endpoint)
             delay = max(plan.delay_ms for plan in plans)
         if delay:

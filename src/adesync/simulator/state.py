@@ -11,7 +11,7 @@ import random
 import re
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -163,6 +163,9 @@ class Simulator:
         self.tokens: dict[str, Token] = {}
         self.sessions: dict[str, Session] = {}
         self._ordinals: list[Server] = []
+        # Calls to Apple's endpoints answered so far, by endpoint name (``session``,
+        # ``account``, ...): what a test counts to prove adesync did or did not call Apple.
+        self.requests: Counter[str] = Counter()
         self._rng = random.Random(seed)
         self.default_org = self.create_org("Example Organisation", domain="example.com")
 
@@ -670,6 +673,7 @@ class Simulator:
                 "sessions": len(self.sessions),
                 "settings": self.settings.describe(),
                 "faults": self.faults.describe(),
+                "requests": dict(self.requests),
             }
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from adesync.apple import AppleClient, AppleError
+from adesync.apple import AppleClient, AppleError, AppleUnavailable
 from adesync.config import Settings
 from adesync.errors import NotFoundError
 from adesync.store.assignment_repo import AssignmentRepo
@@ -381,6 +381,22 @@ class SyncService:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    async def record_unreachable(self, token_id: int) -> None:
+        """A check that got no answer from Apple in time: ``apple_unavailable`` is recorded on
+        the token as a network failure records it (no status, no body), then the after-sync
+        hooks run. The manual-sync allowance is untouched."""
+        await self.repo.record_error(
+            token_id,
+            AppleUnavailable.code,
+            None,
+            "",
+            self.now(),
+            clock_skew=None,
+            throttled_until=None,
+            synced=False,
+        )
+        await self.after_token_sync([token_id])
 
 
 def client_for(service: SyncService, state: TokenSyncState) -> AppleClient:
