@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
@@ -19,8 +20,11 @@ _OUTCOME_COLOURS = {
     "interrupted": "yellow",
     "error": "red",
 }
-# The table's counts (pages, trigger and durations are in --json).
-_COUNTS = ("added", "modified", "deleted", "unchanged", "assigned")
+# The table's counts, for an 80-column terminal (pages, assigned, trigger and durations are
+# in --json).
+_COUNTS = ("added", "modified", "deleted", "unchanged")
+# Headers narrow enough for an 80-column terminal.
+_HEADERS = {"modified": "changed", "deleted": "gone", "unchanged": "same"}
 
 
 @runs_app.command("list")
@@ -42,20 +46,22 @@ def runs_list(
     if not runs:
         out.print("No sync runs yet.", highlight=False)
         return
-    table = Table(title=f"{len(runs)} run(s), newest first")
-    for column in ("started", "token", "kind", "outcome"):
-        table.add_column(column, no_wrap=column != "outcome")
+    table = Table(title=f"{len(runs)} run(s), newest first", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("started UTC", no_wrap=True)
+    table.add_column("token", overflow="fold", min_width=6)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("outcome (error)", overflow="fold", min_width=len("interrupted"))
     for column in _COUNTS:
-        table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("error")
+        table.add_column(_HEADERS.get(column, column), justify="right", no_wrap=True)
     for r in runs:
         colour = _OUTCOME_COLOURS.get(r["outcome"], "white")
+        started = iso(r["started_at"]) or ""
         table.add_row(
-            iso(r["started_at"]),
+            started[5:16].replace("T", " "),
             escape(r["token"]),
             r["kind"],
-            f"[{colour}]{r['outcome']}[/]",
+            f"[{colour}]{r['outcome']}[/]"
+            + (f"\n[dim]{r['error_code']}[/]" if r["error_code"] else ""),
             *(str(r[column]) for column in _COUNTS),
-            r["error_code"] or "",
         )
     out.print(table)
