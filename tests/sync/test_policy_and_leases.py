@@ -178,7 +178,10 @@ async def test_claiming_a_token_whose_lease_expired_closes_the_dead_run(
         finished = await session.execute(select(sync_runs.c.finished_at))
         assert set(finished.scalars()) == {expired}
 
-    # The claimer's own runs are its to finish.
+    # One run per token, the claimer's own included: its live lease is not claimed again.
     mine = await repo.start_run(by_hand, "manual", "cli", expired)
+    assert not await claim_token(db, by_hand, "cli", expired, 60)
+    # The claimer's own runs are its to finish: a claim under its id leaves them running.
+    await release_token(db, by_hand, "cli", None)
     assert await claim_token(db, by_hand, "cli", expired, 60)
     assert (await outcomes(db))[mine] == "running"
