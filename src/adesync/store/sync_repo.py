@@ -1,4 +1,5 @@
-"""Database side of the sync engine: device upserts, cursors, runs, errors and leases.
+"""Database side of the sync engine: device upserts, cursors and leases (runs and errors:
+:mod:`adesync.store.run_repo`).
 
 Implements :class:`adesync.sync.engine.SyncStore`. Each page's devices and the new cursor are
 written in one transaction, guarded by the token's lease, so a crash between or inside pages
@@ -13,10 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adesync.store import token_repo
 from adesync.store.bulk import BulkWrite, probe_devices, string_length
 from adesync.store.database import Database, rowcount
 from adesync.store.page_counts import (
@@ -28,6 +28,7 @@ from adesync.store.page_counts import (
     found_from,
     is_stale,
 )
+from adesync.store.run_repo import RunRecords
 from adesync.store.secrets import SecretBox
 from adesync.store.tables import tokens
 from adesync.store.tables_sync import device_history, devices, sync_runs
@@ -39,7 +40,6 @@ from adesync.sync.model import (
     OAuthValues,
     PageResult,
     RunOutcome,
-    RunTotals,
     TokenSyncState,
 )
 
@@ -151,7 +151,7 @@ class PreparedFetchPage:
     rows: list[tuple[Any, ...]]  # the live ones' rows for the fetch upsert
 
 
-class SyncRepo:
+class SyncRepo(RunRecords):
     """The sync engine's storage, on one database; ``derived`` columns (other features',
     see :class:`DerivedDeviceColumn`) are written with every live device of a page."""
 
@@ -434,188 +434,6 @@ class SyncRepo:
         ).scalar()
         if owner != worker:
             raise LeaseLost(f"token {token_id} is leased by {owner!r}, not {worker!r}")
-
-    # -- runs and outcomes ---------------------------------------------------------------
-
-    async def start_run(self, token_id: int, trigger: str, worker: str, now: datetime) -> int:
-        async with self.db.write() as session:
-            result = await session.execute(
-                insert(sync_runs)
-                .values(
-                    token_id=token_id,
-                    kind="sync",
-                    trigger=trigger,
-                    worker=worker,
-                    started_at=now,
-                    outcome=RunOutcome.RUNNING,
-                )
-                .returning(sync_runs.c.id)
-            )
-            run_id = int(result.scalar_one())
-            if trigger == "manual":
-                await session.execute(
-                    update(tokens).where(tokens.c.id == token_id).values(last_manual_sync_at=now)
-                )
-        return run_id
-
-    async def finish_run(
-        self,
-        run_id: int,
-        totals: RunTotals,
-        outcome: str,
-        error_code: str | None,
-        started_at: datetime,
-        now: datetime,
-    ) -> None:
-        async with self.db.write() as session:
-            await session.execute(
-                update(sync_runs)
-                .where(sync_runs.c.id == run_id)
-                .values(
-                    kind=totals.kind,
-                    finished_at=now,
-                    duration_ms=int((now - started_at).total_seconds() * 1000),
-                    pages=totals.pages,
-                    added=totals.added,
-                    modified=totals.modified,
-                    deleted=totals.deleted,
-                    unchanged=totals.unchanged,
-                    assigned=totals.assigned,
-                    outcome=outcome,
-                    error_code=error_code,
-                    cursor_recovered=totals.cursor_recovered,
-                )
-            )
-
-    async def record_success(
-        self,
-        token_id: int,
-        now: datetime,
-        clock_skew: float | None,
-        *,
-        synced: bool,
-        proven: bool = False,
-    ) -> None:
-        """A call to Apple worked: clear the flags and the failure streak. ``proven`` (a check
-        of the token): a token that was failing is also due now, with its manual-sync
-        allowance whole."""
-        values: dict[str, Any] = {
-            **token_repo.failures_cleared(),
-            "clock_skew_seconds": clock_skew,
-            "updated_at": now,
-        }
-        if proven:
-            values.update(token_repo.schedule_after_fix(now, only_if_failing=True))
-        if synced:
-            values.update(last_sync_at=now, last_successful_sync_at=now)
-        async with self.db.write() as session:
-            await session.execute(update(tokens).where(tokens.c.id == token_id).values(values))
-
-    async def record_error(
-        self,
-        token_id: int,
-        code: str,
-        status: int | None,
-        body: str,
-        now: datetime,
-        *,
-        clock_skew: float | None,
-        throttled_until: datetime | None,
-        synced: bool,
-    ) -> int:
-        """Store Apple's error on the token; returns the failure streak length."""
-        flags = {
-            "terms_not_accepted": code == "terms_not_accepted",
-            "token_rejected": code == "token_rejected",
-            "access_denied": code == "access_denied",
-        }
-        values: dict[str, Any] = {
-            **_error_values(code, status, body, now),
-            "consecutive_failures": tokens.c.consecutive_failures + 1,
-            "failing_since": func.coalesce(tokens.c.failing_since, now),
-            "throttled_until": throttled_until,
-            "updated_at": now,
-        }
-        if clock_skew is not None:
-            values["clock_skew_seconds"] = clock_skew
-        if any(flags.values()):
-            values.update(flags)
-        if synced:
-            values["last_sync_at"] = now
-        async with self.db.write() as session:
-            await session.execute(update(tokens).where(tokens.c.id == token_id).values(values))
-            streak = (
-                await session.execute(
-                    select(tokens.c.consecutive_failures).where(tokens.c.id == token_id)
-                )
-            ).scalar_one()
-        return int(streak)
-
-    async def record_profile_error(
-        self,
-        token_id: int,
-        code: str,
-        status: int | None,
-        body: str,
-        now: datetime,
-        *,
-        profile_uuid: str | None = None,
-    ) -> None:
-        """A problem with the profile in use (``profile_uuid``): shown as the token's last
-        error, without failing the sync."""
-        values = _error_values(code, status, body, now)
-        if code in PROFILE_ERROR_CODES:
-            values["profile_error_uuid"] = profile_uuid
-        async with self.db.write() as session:
-            await session.execute(
-                update(tokens).where(tokens.c.id == token_id).values(**values, updated_at=now)
-            )
-
-
-# The errors the profile findings are about: kept apart from the last error (of any kind).
-PROFILE_ERROR_CODES = ("profile_invalid", "profile_not_found")
-
-
-def _error_values(code: str, status: int | None, body: str, now: datetime) -> dict[str, Any]:
-    """The token columns an error of Apple's (or the network's) sets."""
-    values: dict[str, Any] = {
-        "last_error_code": code,
-        "last_error_status": status,
-        "last_error_body": body[:1024],
-        "last_error_at": now,
-    }
-    if code in PROFILE_ERROR_CODES:
-        values.update(profile_error_code=code, profile_error_body=body[:1024], profile_error_at=now)
-    return values
-
-
-async def mark_interrupted_runs(db: Database, now: datetime) -> int:
-    """Close the runs left ``running`` by a worker that died: a run is live only while its
-    worker holds the token's lease, so one whose worker no longer holds it (lease given back,
-    expired, or taken by another worker) was interrupted. Returns how many were closed.
-    (Claiming a token closes its own at once: :func:`close_runs_of_ended_leases`.)"""
-    lease_held = (
-        select(tokens.c.id)
-        .where(
-            tokens.c.id == sync_runs.c.token_id,
-            tokens.c.lease_owner == sync_runs.c.worker,
-            tokens.c.lease_expires_at >= now,
-        )
-        .exists()
-    )
-    newer = sync_runs.alias("newer")
-    newer_run = (
-        select(newer.c.id)
-        .where(newer.c.token_id == sync_runs.c.token_id, newer.c.id > sync_runs.c.id)
-        .exists()
-    )
-    async with db.write() as session:
-        result = await session.execute(
-            update(sync_runs)
-            .where(sync_runs.c.outcome == RunOutcome.RUNNING, or_(~lease_held, newer_run))
-            .values(outcome=RunOutcome.INTERRUPTED, finished_at=now)
-        )
-    return rowcount(result)
 
 
 async def close_runs_of_ended_leases(

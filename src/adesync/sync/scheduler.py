@@ -28,8 +28,8 @@ from adesync.store.lease_repo import (
     new_worker_id,
     release_all,
 )
+from adesync.store.run_repo import mark_interrupted_runs
 from adesync.store.secrets import SecretBox
-from adesync.store.sync_repo import mark_interrupted_runs
 from adesync.store.types import utcnow
 from adesync.sync import hooks
 from adesync.sync.clients import ClientFactory

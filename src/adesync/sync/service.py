@@ -59,6 +59,7 @@ class SyncReport:
     error_code: str | None = None
     message: str | None = None
     next_allowed_at: datetime | None = None
+    error_detail: str | None = None  # with error_code sync_failing: what failed
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -72,6 +73,7 @@ class SyncReport:
             "unchanged": self.unchanged,
             "assigned": self.assigned,
             "error_code": self.error_code,
+            "error_detail": self.error_detail,
             "message": self.message,
             "next_allowed_at": self.next_allowed_at,
         }
@@ -92,6 +94,7 @@ class SyncReport:
             error_code=outcome.error_code,
             message=outcome.error_message,
             next_allowed_at=outcome.retry_at,
+            error_detail=outcome.error_detail,
         )
 
 
@@ -229,12 +232,15 @@ class SyncService:
         Without ``after_sync`` the caller runs the after-sync hooks itself (the scheduler does,
         for many tokens at once)."""
         state = await self.repo.load_state(token_id)
-        next_due: datetime | None = None
         try:
             async with self._renewing(token_id):
                 outcome = await self._run(state, trigger=trigger, full=full, progress=progress)
                 if after_sync:
                     await self.after_token_sync([token_id])
+        except BaseException:
+            await release_token(self.db, token_id, self.worker, None)
+            raise
+        try:
             retry = await self.assignments.next_retry_at(token_id)
             next_due = next_sync_at(
                 self.intervals,
@@ -245,9 +251,11 @@ class SyncService:
                 retry_at=outcome.retry_at,
                 assignment_retry_at=retry,
             )
-            return outcome
-        finally:
             await release_token(self.db, token_id, self.worker, next_due)
+        except Exception:
+            # The run's outcome stands; the lease ends on its own (the database is gone).
+            log.exception("the lease of token %s could not be given back", state.name)
+        return outcome
 
     async def _run(
         self, state: TokenSyncState, *, trigger: str, full: bool, progress: Progress | None
@@ -339,9 +347,16 @@ class SyncService:
         async def renew() -> None:
             while True:
                 await asyncio.sleep(period)
-                if not await renew_token_lease(
-                    self.db, token_id, self.worker, self.now(), self.settings.lease_seconds
-                ):
+                try:
+                    renewed = await renew_token_lease(
+                        self.db, token_id, self.worker, self.now(), self.settings.lease_seconds
+                    )
+                except Exception:
+                    # The database is unreachable now: try again next period (the run's own
+                    # writes fail meanwhile and end it).
+                    log.warning("could not renew the lease on token %s", token_id, exc_info=True)
+                    continue
+                if not renewed:
                     log.warning("lost the lease on token %s", token_id)
                     return
 
