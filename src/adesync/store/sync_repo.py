@@ -9,7 +9,7 @@ loses nothing and a worker that lost its lease cannot write.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -51,6 +51,12 @@ NEEDS_PROFILE = ("empty", "removed")
 
 class LeaseLost(Exception):
     """Another worker holds this token now; the page was not written."""
+
+
+# What else a page writes in its own transaction, after its devices and before its cursor (the
+# composition root's: :func:`adesync.wiring.page_events`): called with the page's session, the
+# token id, fetch|sync, the page's device records and the page's time, for non-empty pages.
+PageEvents = Callable[[AsyncSession, int, str, Sequence[DeviceRecord], datetime], Awaitable[None]]
 
 
 # Row shapes of the three upserts (see _live_row and _gone_row).
@@ -153,13 +159,19 @@ class PreparedFetchPage:
 
 class SyncRepo(RunRecords):
     """The sync engine's storage, on one database; ``derived`` columns (other features',
-    see :class:`DerivedDeviceColumn`) are written with every live device of a page."""
+    see :class:`DerivedDeviceColumn`) are written with every live device of a page, and
+    ``page_events`` (see :data:`PageEvents`) in every page's transaction."""
 
     def __init__(
-        self, db: Database, box: SecretBox, derived: Sequence[DerivedDeviceColumn] = ()
+        self,
+        db: Database,
+        box: SecretBox,
+        derived: Sequence[DerivedDeviceColumn] = (),
+        page_events: PageEvents | None = None,
     ) -> None:
         self.db = db
         self.box = box
+        self._page_events = page_events
         derived = tuple({column.name: column for column in derived}.values())  # each once
         self._derived = tuple(column.for_record for column in derived)
         updated = (*APPLE_DEVICE_FIELDS, "last_op_type", "last_op_date", "deleted", "deleted_at")
@@ -230,7 +242,8 @@ class SyncRepo(RunRecords):
         assigning: bool = True,
         prepared: PreparedFetchPage | None = None,
     ) -> PageResult:
-        """Apply one page and store its cursor in one transaction (see the module doc).
+        """Apply one page, its events (``page_events``) and its cursor in one transaction (see
+        the module doc).
         The page's devices are looked up first (to count them as added, modified or
         unchanged: see :class:`PageResult`); without ``assigning`` (no default profile) a fetch
         page leaves ``to_assign`` empty. ``prepared``: this fetch page's rows, built ahead by
@@ -251,6 +264,9 @@ class SyncRepo(RunRecords):
                 await self._apply_fetch(session, token_id, prepared, result, assigning)
             else:
                 await self._apply_sync(session, token_id, latest_per_serial(records), now, result)
+            if self._page_events is not None and records:
+                kind = "sync" if fetch_started_at is None else "fetch"
+                await self._page_events(session, token_id, kind, records, now)
             values: dict[str, Any] = {"cursor": cursor, "cursor_issued_at": now, "updated_at": now}
             if completes_fetch and fetch_started_at is not None:
                 gone = await session.execute(

@@ -25,7 +25,7 @@ from adesync.store.lease_repo import (
     renew_token_lease,
 )
 from adesync.store.secrets import SecretBox
-from adesync.store.sync_repo import SyncRepo
+from adesync.store.sync_repo import PageEvents, SyncRepo
 from adesync.store.tables import tokens
 from adesync.store.types import utcnow
 from adesync.sync import hooks
@@ -130,14 +130,17 @@ class SyncService:
         make_client: ClientFactory | None = None,
         now: Callable[[], datetime] = utcnow,
         worker: str | None = None,
+        page_events: PageEvents | None = None,
     ) -> None:
+        """``page_events``: what each page writes in its own transaction beside its devices and
+        cursor (:func:`adesync.wiring.page_events`: the device events)."""
         self.db = db
         self.box = box
         self.settings = settings
         self.make_client = make_client or client_factory(settings)
         self.now = now
         self.worker = worker or new_worker_id("cli")
-        self.repo = SyncRepo(db, box, hooks.DERIVED_DEVICE_COLUMNS)
+        self.repo = SyncRepo(db, box, hooks.DERIVED_DEVICE_COLUMNS, page_events)
         self.assignments = AssignmentRepo(db)
         self.intervals = Intervals.from_settings(settings)
 
