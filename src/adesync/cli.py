@@ -7,9 +7,11 @@ one line in :data:`COMMANDS`.
 
 from __future__ import annotations
 
+import logging
 import sys
 import traceback
 from importlib import import_module
+from typing import Any
 
 import typer
 from rich.markup import escape
@@ -40,6 +42,25 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 _debug = {"on": False}
+
+
+class _LogLines(logging.Formatter):
+    """Log lines without tracebacks, unless ``--debug``."""
+
+    def formatException(self, ei: Any) -> str:
+        return super().formatException(ei) if _debug["on"] else ""
+
+    def formatStack(self, stack_info: str) -> str:
+        return super().formatStack(stack_info) if _debug["on"] else ""
+
+
+def _quiet_tracebacks() -> None:
+    """Python prints the warnings of a process without a configured log on stderr
+    (``logging.lastResort``), tracebacks included: a command's output keeps them for
+    ``--debug``, as it does for its own errors (``serve``, ``worker`` and ``ADESYNC_LOG_JSON``
+    configure a log that keeps them)."""
+    if logging.lastResort is not None:
+        logging.lastResort.setFormatter(_LogLines())
 
 
 def _version(value: bool) -> None:
@@ -89,6 +110,7 @@ def _command_name(argv: list[str]) -> str | None:
 def run_cli(argv: list[str] | None = None) -> int:
     """Run one command; expected failures print one sentence on stderr. Returns the exit code."""
     _debug["on"] = False
+    _quiet_tracebacks()
     args = sys.argv[1:] if argv is None else argv
     try:
         name = _command_name(args)

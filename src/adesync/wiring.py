@@ -12,6 +12,7 @@ from adesync.store.database import Database
 
 if TYPE_CHECKING:
     from adesync.notify.metrics import MetricsServer
+    from adesync.store.sync_repo import PageEvents
 
 _installed: set[str] = set()
 
@@ -21,6 +22,15 @@ def start_metrics_server(db: Database, port: int) -> MetricsServer:
     from adesync.notify.metrics import start_metrics_server as start
 
     return start(db, port)
+
+
+def page_events() -> PageEvents:
+    """What every page of devices writes in its own transaction, beside its devices and its
+    cursor: the ``devices.synced`` events (when device events are configured). Each process
+    that syncs hands it to its ``SyncService`` (or ``Scheduler``)."""
+    from adesync.notify.jobs import write_device_page
+
+    return write_device_page
 
 
 def install() -> None:
@@ -63,9 +73,9 @@ def _install_enrollment() -> None:
 
 
 def _install_health_and_notify() -> None:
-    """Health evaluates after each token's sync and every period; notify queues reminders and
-    device events, delivers the outbox, counts runs and calls to Apple (transitions:
-    :func:`install_evaluation`)."""
+    """Health evaluates after each token's sync and every period; notify queues reminders,
+    delivers the outbox, counts runs and calls to Apple (transitions:
+    :func:`install_evaluation`; device events: :func:`page_events`)."""
     from adesync.health import jobs as health_jobs
     from adesync.notify import jobs as notify_jobs
     from adesync.sync import hooks
@@ -77,7 +87,6 @@ def _install_health_and_notify() -> None:
     hooks.PERIODIC.append((health_jobs.PERIODIC_LEASE, health_jobs.evaluate_everything))
     hooks.PERIODIC.append((notify_jobs.REMINDER_LEASE, notify_jobs.remind_job))
     hooks.PERIODIC.append((notify_jobs.DELIVER_LEASE, notify_jobs.deliver_outbox))
-    hooks.ON_PAGE_COMMITTED.append(notify_jobs.enqueue_device_page)
 
 
 def _json_logs() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -110,6 +111,37 @@ async def test_a_401_that_survives_the_replay_is_token_rejected_and_never_loops(
     assert caught.value.endpoint == "/account"
     assert apple.logins == 2
     assert len(apple.calls("/account")) == 2
+
+
+class _Body(httpx.AsyncByteStream):
+    """A body that arrives as a stream, as it does over a real connection."""
+
+    def __init__(self, content: bytes) -> None:
+        self._content = content
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self._content
+
+
+def streamed(status: int, body: str) -> httpx.Response:
+    return httpx.Response(
+        status, stream=_Body(body.encode()), headers={"Content-Type": "text/plain;Charset=UTF8"}
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "code"),
+    [(401, "UNAUTHORIZED", "token_rejected"), (403, "FORBIDDEN", "session_invalid")],
+)
+async def test_a_streamed_refusal_after_the_relogin_is_read_and_classified(
+    apple: FakeApple, status: int, body: str, code: str
+) -> None:
+    apple.route("GET", "/account", lambda _request: streamed(status, body))
+    async with apple.client() as client:
+        with pytest.raises(AppleError) as caught:
+            await client.account()
+    assert (caught.value.code, caught.value.status, caught.value.body) == (code, status, body)
+    assert apple.logins == 2
 
 
 async def test_a_forbidden_that_survives_the_replay_is_session_invalid(apple: FakeApple) -> None:

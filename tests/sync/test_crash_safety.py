@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from adesync.config import load_settings
 from adesync.store.database import Database
 from adesync.store.lease_repo import claim_token
-from adesync.store.sync_repo import mark_interrupted_runs
+from adesync.store.run_repo import mark_interrupted_runs
 from adesync.store.tables_sync import device_history, devices, sync_runs
 from adesync.store.types import utcnow
 from adesync.sync.service import SyncService

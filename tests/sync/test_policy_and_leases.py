@@ -15,8 +15,9 @@ from adesync.store.lease_repo import (
     release_token,
     renew_token_lease,
 )
+from adesync.store.run_repo import mark_interrupted_runs
 from adesync.store.secrets import SecretBox
-from adesync.store.sync_repo import SyncRepo, mark_interrupted_runs
+from adesync.store.sync_repo import SyncRepo
 from adesync.store.tables_sync import sync_runs
 from adesync.sync.policy import Intervals, next_sync_at
 from tests.sync.helpers import T0, insert_token

@@ -289,3 +289,44 @@ async def test_errors_set_flags_and_success_clears_them(db: Database, box: Secre
         row = (await session.execute(select(tokens).where(tokens.c.id == token_id))).one()
     assert row.terms_not_accepted is False and row.consecutive_failures == 0
     assert row.failing_since is None and row.last_successful_sync_at is not None
+
+
+@pytest.mark.parametrize("fails", [False, True])
+async def test_page_events_are_written_in_the_pages_transaction(
+    db: Database, box: SecretBox, fails: bool
+) -> None:
+    from collections.abc import Sequence
+
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    token_id = await insert_token(db, box)
+    written: list[tuple[int, str, list[str]]] = []
+
+    async def page_events(
+        session: AsyncSession, token: int, kind: str, records: Sequence[DeviceRecord], now: datetime
+    ) -> None:
+        # In the page's transaction: its devices are there already, its cursor not yet.
+        stored = await session.execute(text("SELECT count(*) FROM devices"))
+        cursor = await session.execute(text("SELECT cursor FROM tokens"))
+        assert (stored.scalar_one(), cursor.scalar_one()) == (len(records), None)
+        written.append((token, kind, [r.serial_number for r in records]))
+        if fails:
+            raise RuntimeError("the events could not be written")
+
+    repo = SyncRepo(db, box, page_events=page_events)
+    commit = repo.commit_page(
+        token_id, "w1", [record("A"), record("B")], "c1", fetch_started_at=None,
+        completes_fetch=False, now=T0,
+    )  # fmt: skip
+    if fails:
+        with pytest.raises(RuntimeError):
+            await commit
+    else:
+        await commit
+    assert written == [(token_id, "sync", ["A", "B"])]
+    # A page is stored with its events or not at all.
+    assert len(await device_rows(db, token_id)) == (0 if fails else 2)
+    async with db.read() as session:
+        cursor = (await session.execute(select(tokens.c.cursor))).scalar_one()
+    assert cursor == (None if fails else "c1")

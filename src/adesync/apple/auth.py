@@ -143,7 +143,7 @@ class SessionAuth(httpx.Auth):
         self._adopt_rotation(response)
         if await _session_refused(response):
             # Apple refused a session it had just issued: never loop, say why.
-            raise _error_after_relogin(self.endpoint(request), response)
+            raise await _error_after_relogin(self.endpoint(request), response)
 
     def endpoint(self, request: httpx.Request) -> str:
         """The Apple path ``request`` calls (``/account``), without any base-URL prefix."""
@@ -237,7 +237,10 @@ def _session_error(response: httpx.Response) -> AppleError:
     )
 
 
-def _error_after_relogin(endpoint: str, response: httpx.Response) -> AppleError:
+async def _error_after_relogin(endpoint: str, response: httpx.Response) -> AppleError:
+    """The error for a refusal of the replayed call (its body read first: the answer of a real
+    connection arrives as a stream)."""
+    await response.aread()
     return classify(
         endpoint=endpoint,
         status=response.status_code,

@@ -20,7 +20,7 @@ from adesync.services.lifecycle import sync_tokens
 from adesync.sync.model import RunTotals
 from adesync.sync.scheduler import Scheduler
 from adesync.sync.service import SyncReport, SyncService
-from adesync.wiring import install
+from adesync.wiring import install, page_events
 
 
 def sync(
@@ -44,7 +44,7 @@ def sync(
 
     async def go() -> list[SyncReport]:
         async with open_runtime() as rt:
-            service = SyncService(rt.db, rt.box, rt.settings)
+            service = SyncService(rt.db, rt.box, rt.settings, page_events=page_events())
             if as_json:
                 return await sync_tokens(service, names or None, full=full, force=force)
             with Progress(
@@ -136,7 +136,9 @@ def worker(
                 from adesync.wiring import start_metrics_server
 
                 start_metrics_server(rt.db, metrics_port)
-            scheduler = Scheduler(rt.db, rt.box, rt.settings, concurrency=concurrency)
+            scheduler = Scheduler(
+                rt.db, rt.box, rt.settings, concurrency=concurrency, page_events=page_events()
+            )
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,5 +1,6 @@
 """The notify work registered in :func:`adesync.wiring.install`: enqueue transitions (inside
-health's transaction), expiry reminders and device events, deliver the outbox, count runs."""
+health's transaction), expiry reminders and device events (inside each page's transaction),
+deliver the outbox, count runs."""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ __all__ = [
     "enqueue_transitions",
     "remind_job",
     "send_expiry_reminders",
+    "write_device_page",
 ]
 
 log = logging.getLogger("adesync.notify")
@@ -147,34 +149,44 @@ async def remind_job(db: Database, box: SecretBox) -> None:
     await send_expiry_reminders(db, box)
 
 
-async def enqueue_device_page(
-    db: Database, token_id: int, kind: str, records: Sequence[DeviceRecord]
+async def write_device_page(
+    session: AsyncSession,
+    token_id: int,
+    kind: str,
+    records: Sequence[DeviceRecord],
+    now: datetime,
 ) -> None:
-    """Queue a ``devices.synced`` event for one committed page (if device events are on)."""
+    """Queue a ``devices.synced`` event for one page (if device events are on) in the page's
+    own transaction, with its devices and its cursor: a page is stored with its event or not
+    at all (:func:`adesync.wiring.page_events` hands this to the sync's storage)."""
     settings = _settings()
     if settings is None or "device_events" not in settings.channels() or not records:
         return
-    now = utcnow()
-    async with db.write() as session:
-        row = (
-            await session.execute(
-                select(
-                    tokens.c.id,
-                    tokens.c.name,
-                    tokens.c.org_name,
-                    tokens.c.server_name,
-                    tokens.c.token_type,
-                ).where(tokens.c.id == token_id)
-            )
-        ).first()
-        if row is None:
-            return
-        label = TokenLabel(row.id, row.name, row.org_name, row.server_name, row.token_type)
-        document = device_event(label, kind, [record.document() for record in records], now)
-        key = f"devices:{token_id}:{document['id']}"
-        await enqueue(
-            session, [Queued("device_events", "devices.synced", key, dumps(document))], now
+    row = (
+        await session.execute(
+            select(
+                tokens.c.id,
+                tokens.c.name,
+                tokens.c.org_name,
+                tokens.c.server_name,
+                tokens.c.token_type,
+            ).where(tokens.c.id == token_id)
         )
+    ).first()
+    if row is None:
+        return
+    label = TokenLabel(row.id, row.name, row.org_name, row.server_name, row.token_type)
+    document = device_event(label, kind, [record.document() for record in records], now)
+    key = f"devices:{token_id}:{document['id']}"
+    await enqueue(session, [Queued("device_events", "devices.synced", key, dumps(document))], now)
+
+
+async def enqueue_device_page(
+    db: Database, token_id: int, kind: str, records: Sequence[DeviceRecord]
+) -> None:
+    """:func:`write_device_page` in a transaction of its own."""
+    async with db.write() as session:
+        await write_device_page(session, token_id, kind, records, utcnow())
 
 
 _delivering: dict[int, asyncio.Task[Delivered]] = {}

@@ -36,6 +36,8 @@ RUN_COLUMNS = (
     sync_runs.c.assigned,
     sync_runs.c.outcome,
     sync_runs.c.error_code,
+    sync_runs.c.error_detail,
+    sync_runs.c.error_reference,
     sync_runs.c.cursor_recovered,
 )
 

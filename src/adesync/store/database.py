@@ -249,9 +249,16 @@ class Database:
         if self._page_sessions is None:
             from adesync.store.sqlite_apart import apart_dbapi
 
-            # One child: SQLite has one writer at a time anyway.
+            # One child: SQLite has one writer at a time anyway. Pinged at each page (one pipe
+            # round trip), so that a child that died between pages is replaced before the page
+            # instead of failing it.
             self._apart_engine = create_async_engine(
-                self.url, module=apart_dbapi(), pool_size=1, max_overflow=0, pool_timeout=600
+                self.url,
+                module=apart_dbapi(),
+                pool_size=1,
+                max_overflow=0,
+                pool_timeout=600,
+                pool_pre_ping=True,
             )
             _listen_sqlite(self._apart_engine)
             self._page_sessions = async_sessionmaker(

@@ -1,4 +1,5 @@
-"""Database side of the sync engine: device upserts, cursors, runs, errors and leases.
+"""Database side of the sync engine: device upserts, cursors and leases (runs and errors:
+:mod:`adesync.store.run_repo`).
 
 Implements :class:`adesync.sync.engine.SyncStore`. Each page's devices and the new cursor are
 written in one transaction, guarded by the token's lease, so a crash between or inside pages
@@ -8,15 +9,14 @@ loses nothing and a worker that lost its lease cannot write.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adesync.store import token_repo
 from adesync.store.bulk import BulkWrite, probe_devices, string_length
 from adesync.store.database import Database, rowcount
 from adesync.store.page_counts import (
@@ -28,6 +28,7 @@ from adesync.store.page_counts import (
     found_from,
     is_stale,
 )
+from adesync.store.run_repo import RunRecords
 from adesync.store.secrets import SecretBox
 from adesync.store.tables import tokens
 from adesync.store.tables_sync import device_history, devices, sync_runs
@@ -39,7 +40,6 @@ from adesync.sync.model import (
     OAuthValues,
     PageResult,
     RunOutcome,
-    RunTotals,
     TokenSyncState,
 )
 
@@ -51,6 +51,12 @@ NEEDS_PROFILE = ("empty", "removed")
 
 class LeaseLost(Exception):
     """Another worker holds this token now; the page was not written."""
+
+
+# What else a page writes in its own transaction, after its devices and before its cursor (the
+# composition root's: :func:`adesync.wiring.page_events`): called with the page's session, the
+# token id, fetch|sync, the page's device records and the page's time, for non-empty pages.
+PageEvents = Callable[[AsyncSession, int, str, Sequence[DeviceRecord], datetime], Awaitable[None]]
 
 
 # Row shapes of the three upserts (see _live_row and _gone_row).
@@ -151,15 +157,21 @@ class PreparedFetchPage:
     rows: list[tuple[Any, ...]]  # the live ones' rows for the fetch upsert
 
 
-class SyncRepo:
+class SyncRepo(RunRecords):
     """The sync engine's storage, on one database; ``derived`` columns (other features',
-    see :class:`DerivedDeviceColumn`) are written with every live device of a page."""
+    see :class:`DerivedDeviceColumn`) are written with every live device of a page, and
+    ``page_events`` (see :data:`PageEvents`) in every page's transaction."""
 
     def __init__(
-        self, db: Database, box: SecretBox, derived: Sequence[DerivedDeviceColumn] = ()
+        self,
+        db: Database,
+        box: SecretBox,
+        derived: Sequence[DerivedDeviceColumn] = (),
+        page_events: PageEvents | None = None,
     ) -> None:
         self.db = db
         self.box = box
+        self._page_events = page_events
         derived = tuple({column.name: column for column in derived}.values())  # each once
         self._derived = tuple(column.for_record for column in derived)
         updated = (*APPLE_DEVICE_FIELDS, "last_op_type", "last_op_date", "deleted", "deleted_at")
@@ -230,7 +242,8 @@ class SyncRepo:
         assigning: bool = True,
         prepared: PreparedFetchPage | None = None,
     ) -> PageResult:
-        """Apply one page and store its cursor in one transaction (see the module doc).
+        """Apply one page, its events (``page_events``) and its cursor in one transaction (see
+        the module doc).
         The page's devices are looked up first (to count them as added, modified or
         unchanged: see :class:`PageResult`); without ``assigning`` (no default profile) a fetch
         page leaves ``to_assign`` empty. ``prepared``: this fetch page's rows, built ahead by
@@ -251,6 +264,9 @@ class SyncRepo:
                 await self._apply_fetch(session, token_id, prepared, result, assigning)
             else:
                 await self._apply_sync(session, token_id, latest_per_serial(records), now, result)
+            if self._page_events is not None and records:
+                kind = "sync" if fetch_started_at is None else "fetch"
+                await self._page_events(session, token_id, kind, records, now)
             values: dict[str, Any] = {"cursor": cursor, "cursor_issued_at": now, "updated_at": now}
             if completes_fetch and fetch_started_at is not None:
                 gone = await session.execute(
@@ -434,188 +450,6 @@ class SyncRepo:
         ).scalar()
         if owner != worker:
             raise LeaseLost(f"token {token_id} is leased by {owner!r}, not {worker!r}")
-
-    # -- runs and outcomes ---------------------------------------------------------------
-
-    async def start_run(self, token_id: int, trigger: str, worker: str, now: datetime) -> int:
-        async with self.db.write() as session:
-            result = await session.execute(
-                insert(sync_runs)
-                .values(
-                    token_id=token_id,
-                    kind="sync",
-                    trigger=trigger,
-                    worker=worker,
-                    started_at=now,
-                    outcome=RunOutcome.RUNNING,
-                )
-                .returning(sync_runs.c.id)
-            )
-            run_id = int(result.scalar_one())
-            if trigger == "manual":
-                await session.execute(
-                    update(tokens).where(tokens.c.id == token_id).values(last_manual_sync_at=now)
-                )
-        return run_id
-
-    async def finish_run(
-        self,
-        run_id: int,
-        totals: RunTotals,
-        outcome: str,
-        error_code: str | None,
-        started_at: datetime,
-        now: datetime,
-    ) -> None:
-        async with self.db.write() as session:
-            await session.execute(
-                update(sync_runs)
-                .where(sync_runs.c.id == run_id)
-                .values(
-                    kind=totals.kind,
-                    finished_at=now,
-                    duration_ms=int((now - started_at).total_seconds() * 1000),
-                    pages=totals.pages,
-                    added=totals.added,
-                    modified=totals.modified,
-                    deleted=totals.deleted,
-                    unchanged=totals.unchanged,
-                    assigned=totals.assigned,
-                    outcome=outcome,
-                    error_code=error_code,
-                    cursor_recovered=totals.cursor_recovered,
-                )
-            )
-
-    async def record_success(
-        self,
-        token_id: int,
-        now: datetime,
-        clock_skew: float | None,
-        *,
-        synced: bool,
-        proven: bool = False,
-    ) -> None:
-        """A call to Apple worked: clear the flags and the failure streak. ``proven`` (a check
-        of the token): a token that was failing is also due now, with its manual-sync
-        allowance whole."""
-        values: dict[str, Any] = {
-            **token_repo.failures_cleared(),
-            "clock_skew_seconds": clock_skew,
-            "updated_at": now,
-        }
-        if proven:
-            values.update(token_repo.schedule_after_fix(now, only_if_failing=True))
-        if synced:
-            values.update(last_sync_at=now, last_successful_sync_at=now)
-        async with self.db.write() as session:
-            await session.execute(update(tokens).where(tokens.c.id == token_id).values(values))
-
-    async def record_error(
-        self,
-        token_id: int,
-        code: str,
-        status: int | None,
-        body: str,
-        now: datetime,
-        *,
-        clock_skew: float | None,
-        throttled_until: datetime | None,
-        synced: bool,
-    ) -> int:
-        """Store Apple's error on the token; returns the failure streak length."""
-        flags = {
-            "terms_not_accepted": code == "terms_not_accepted",
-            "token_rejected": code == "token_rejected",
-            "access_denied": code == "access_denied",
-        }
-        values: dict[str, Any] = {
-            **_error_values(code, status, body, now),
-            "consecutive_failures": tokens.c.consecutive_failures + 1,
-            "failing_since": func.coalesce(tokens.c.failing_since, now),
-            "throttled_until": throttled_until,
-            "updated_at": now,
-        }
-        if clock_skew is not None:
-            values["clock_skew_seconds"] = clock_skew
-        if any(flags.values()):
-            values.update(flags)
-        if synced:
-            values["last_sync_at"] = now
-        async with self.db.write() as session:
-            await session.execute(update(tokens).where(tokens.c.id == token_id).values(values))
-            streak = (
-                await session.execute(
-                    select(tokens.c.consecutive_failures).where(tokens.c.id == token_id)
-                )
-            ).scalar_one()
-        return int(streak)
-
-    async def record_profile_error(
-        self,
-        token_id: int,
-        code: str,
-        status: int | None,
-        body: str,
-        now: datetime,
-        *,
-        profile_uuid: str | None = None,
-    ) -> None:
-        """A problem with the profile in use (``profile_uuid``): shown as the token's last
-        error, without failing the sync."""
-        values = _error_values(code, status, body, now)
-        if code in PROFILE_ERROR_CODES:
-            values["profile_error_uuid"] = profile_uuid
-        async with self.db.write() as session:
-            await session.execute(
-                update(tokens).where(tokens.c.id == token_id).values(**values, updated_at=now)
-            )
-
-
-# The errors the profile findings are about: kept apart from the last error (of any kind).
-PROFILE_ERROR_CODES = ("profile_invalid", "profile_not_found")
-
-
-def _error_values(code: str, status: int | None, body: str, now: datetime) -> dict[str, Any]:
-    """The token columns an error of Apple's (or the network's) sets."""
-    values: dict[str, Any] = {
-        "last_error_code": code,
-        "last_error_status": status,
-        "last_error_body": body[:1024],
-        "last_error_at": now,
-    }
-    if code in PROFILE_ERROR_CODES:
-        values.update(profile_error_code=code, profile_error_body=body[:1024], profile_error_at=now)
-    return values
-
-
-async def mark_interrupted_runs(db: Database, now: datetime) -> int:
-    """Close the runs left ``running`` by a worker that died: a run is live only while its
-    worker holds the token's lease, so one whose worker no longer holds it (lease given back,
-    expired, or taken by another worker) was interrupted. Returns how many were closed.
-    (Claiming a token closes its own at once: :func:`close_runs_of_ended_leases`.)"""
-    lease_held = (
-        select(tokens.c.id)
-        .where(
-            tokens.c.id == sync_runs.c.token_id,
-            tokens.c.lease_owner == sync_runs.c.worker,
-            tokens.c.lease_expires_at >= now,
-        )
-        .exists()
-    )
-    newer = sync_runs.alias("newer")
-    newer_run = (
-        select(newer.c.id)
-        .where(newer.c.token_id == sync_runs.c.token_id, newer.c.id > sync_runs.c.id)
-        .exists()
-    )
-    async with db.write() as session:
-        result = await session.execute(
-            update(sync_runs)
-            .where(sync_runs.c.outcome == RunOutcome.RUNNING, or_(~lease_held, newer_run))
-            .values(outcome=RunOutcome.INTERRUPTED, finished_at=now)
-        )
-    return rowcount(result)
 
 
 async def close_runs_of_ended_leases(

@@ -95,6 +95,10 @@ tokens = Table(
     Column("last_error_status", Integer, nullable=True),
     Column("last_error_body", Text, nullable=True),
     Column("last_error_at", UTCDateTime, nullable=True),
+    # For ``sync_failing`` (a sync that ended on something other than Apple's answer): what
+    # failed (database_unavailable, disk_full, internal_error), and the log line's reference.
+    Column("last_error_detail", String(32), nullable=True),
+    Column("last_error_reference", String(16), nullable=True),
     # The last profile error (profile_invalid, profile_not_found), kept when later errors of
     # other kinds replace the last error: the profile findings read it.
     Column("profile_error_code", String(64), nullable=True),

@@ -121,6 +121,10 @@ sync_runs = Table(
     Column("assigned", Integer, nullable=False, server_default="0"),
     Column("outcome", String(16), nullable=False),  # RunOutcome: running | ok | ... | interrupted
     Column("error_code", String(64), nullable=True),
+    # With error_code sync_failing (since revision 0011): database_unavailable, disk_full or
+    # internal_error, and the reference of the log line that holds the traceback.
+    Column("error_detail", String(32), nullable=True),
+    Column("error_reference", String(16), nullable=True),
     Column("cursor_recovered", Boolean, nullable=False, server_default=false()),
     Index("ix_sync_runs_token_started", "token_id", "started_at"),
 )

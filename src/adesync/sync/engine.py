@@ -15,6 +15,12 @@
   itself ``interrupted`` with its totals and re-raises; the CLI, the worker and ``serve`` all
   stop runs this way.
 - Every Apple error is recorded on the token; a success clears its flags.
+- Any other failure (the database unreachable, a full disk, a dead page writer, a defect) ends
+  the run ``error`` with the finding code ``sync_failing`` and a detail code (see
+  :mod:`adesync.store.failures`), recorded on the run and on the token as an Apple error is (so
+  the next attempt backs off); the traceback goes to the log under a short reference. When even
+  that cannot be written (the database is gone), the run stays ``running`` until its lease ends
+  and a claim or the scheduler's sweep closes it ``interrupted``.
 """
 
 from __future__ import annotations
@@ -22,12 +28,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import operator
+import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, TypeVar
 
 from adesync.apple import AppleError, Device, DevicePage
+from adesync.store.failures import DATABASE_UNAVAILABLE, DISK_FULL, failure_detail
 from adesync.store.sync_repo import LeaseLost, PreparedFetchPage
 from adesync.sync.assigner import Assigner
 from adesync.sync.model import (
@@ -100,6 +108,9 @@ class SyncStore(Protocol):
         error_code: str | None,
         started_at: datetime,
         now: datetime,
+        *,
+        error_detail: str | None = None,
+        error_reference: str | None = None,
     ) -> None: ...
 
     async def record_success(
@@ -117,6 +128,8 @@ class SyncStore(Protocol):
         clock_skew: float | None,
         throttled_until: datetime | None,
         synced: bool,
+        detail: str | None = None,
+        reference: str | None = None,
     ) -> int: ...
 
 
@@ -133,6 +146,9 @@ class SyncOutcome:
     retry_at: datetime | None = None
     consecutive_failures: int = 0
     run_id: int | None = None
+    # With error_code sync_failing: what failed, and the reference of the log line about it.
+    error_detail: str | None = None
+    error_reference: str | None = None
 
 
 _record_values = operator.attrgetter(*APPLE_DEVICE_FIELDS)
@@ -161,7 +177,8 @@ async def sync_token(
     progress: Progress | None = None,
     on_page: OnPage | None = None,
 ) -> SyncOutcome:
-    """Sync one token (its lease must be held by ``worker``); never raises AppleError.
+    """Sync one token (its lease must be held by ``worker``); never raises but CancelledError:
+    every other failure is the outcome (see the module doc).
 
     Cancelled (a signal stopping the process, a scheduler shutting down), it records the run
     ``interrupted`` with its totals so far, then re-raises ``CancelledError``: the pages
@@ -186,6 +203,66 @@ async def sync_token(
         outcome.error_code = error.code
         outcome.error_message = str(error)
         outcome.retry_at = error.retry_at
+        log.warning("sync of token %s ended with %s", state.name, error.code)
+        await _record_apple_error(state, client, store, outcome, error, now)
+    except LeaseLost:
+        outcome.outcome = "error"
+        outcome.error_code = "lease_lost"
+        outcome.error_message = "Another worker took this token over; this run stopped."
+    except Exception as error:
+        await _failed(state, store, outcome, error, now)
+    else:
+        try:
+            await store.record_success(
+                state.token_id, now(), client.clock_skew_seconds, synced=True
+            )
+        except Exception as error:
+            await _failed(state, store, outcome, error, now)
+    await _finish(state, store, run_id, totals, outcome, started, now)
+    return outcome
+
+
+async def _finish(
+    state: TokenSyncState,
+    store: SyncStore,
+    run_id: int,
+    totals: RunTotals,
+    outcome: SyncOutcome,
+    started: datetime,
+    now: Callable[[], datetime],
+) -> None:
+    """Record the run's end; a run whose end cannot be written is left to the sweep."""
+    try:
+        await store.finish_run(
+            run_id,
+            totals,
+            outcome.outcome,
+            outcome.error_code,
+            started,
+            now(),
+            error_detail=outcome.error_detail,
+            error_reference=outcome.error_reference,
+        )
+    except Exception as error:
+        if outcome.error_code != "sync_failing":
+            await _failed(state, store, outcome, error, now)
+        log.error(
+            "the end of the sync of token %s could not be recorded (%s); the run is closed "
+            "interrupted once its lease ends",
+            state.name,
+            failure_detail(error),
+        )
+
+
+async def _record_apple_error(
+    state: TokenSyncState,
+    client: DeviceListing,
+    store: SyncStore,
+    outcome: SyncOutcome,
+    error: AppleError,
+    now: Callable[[], datetime],
+) -> None:
+    try:
         outcome.consecutive_failures = await store.record_error(
             state.token_id,
             error.code,
@@ -196,15 +273,67 @@ async def sync_token(
             throttled_until=error.retry_at,
             synced=True,
         )
-        log.warning("sync of token %s ended with %s", state.name, error.code)
-    except LeaseLost:
-        outcome.outcome = "error"
-        outcome.error_code = "lease_lost"
-        outcome.error_message = "Another worker took this token over; this run stopped."
-    else:
-        await store.record_success(state.token_id, now(), client.clock_skew_seconds, synced=True)
-    await store.finish_run(run_id, totals, outcome.outcome, outcome.error_code, started, now())
-    return outcome
+    except Exception as again:
+        log.error(
+            "Apple's %s for token %s could not be recorded (%s)",
+            error.code,
+            state.name,
+            failure_detail(again),
+        )
+
+
+_FAILURE_SENTENCES = {
+    DATABASE_UNAVAILABLE: "the database could not be reached or stopped answering",
+    DISK_FULL: "the disk that holds the database is full",
+}
+
+
+async def _failed(
+    state: TokenSyncState,
+    store: SyncStore,
+    outcome: SyncOutcome,
+    error: Exception,
+    now: Callable[[], datetime],
+) -> None:
+    """Make ``outcome`` the run's failure on ``error`` (not Apple's answer) and record it on
+    the token if the database lets it; the traceback goes to the log under a reference."""
+    detail = failure_detail(error)
+    reference = secrets.token_hex(4)
+    log.error(
+        "sync of token %s failed: %s (log reference %s)",
+        state.name,
+        detail,
+        reference,
+        exc_info=error,
+    )
+    cause = _FAILURE_SENTENCES.get(detail, f"an internal error (log reference {reference})")
+    outcome.outcome = "error"
+    outcome.error_code = "sync_failing"
+    outcome.error_detail = detail
+    outcome.error_reference = reference
+    outcome.error_message = (
+        f"The sync failed on this server, not at Apple: {cause}; the devices written so far "
+        "are kept and the next sync goes on from them."
+    )
+    try:
+        outcome.consecutive_failures = await store.record_error(
+            state.token_id,
+            "sync_failing",
+            None,
+            type(error).__name__,
+            now(),
+            clock_skew=None,
+            throttled_until=None,
+            synced=True,
+            detail=detail,
+            reference=reference,
+        )
+    except Exception as again:
+        log.error(
+            "the failure of the sync of token %s could not be recorded on it either (%s)",
+            state.name,
+            failure_detail(again),
+        )
 
 
 async def _pages(

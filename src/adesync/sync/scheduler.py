@@ -28,8 +28,9 @@ from adesync.store.lease_repo import (
     new_worker_id,
     release_all,
 )
+from adesync.store.run_repo import mark_interrupted_runs
 from adesync.store.secrets import SecretBox
-from adesync.store.sync_repo import mark_interrupted_runs
+from adesync.store.sync_repo import PageEvents
 from adesync.store.types import utcnow
 from adesync.sync import hooks
 from adesync.sync.clients import ClientFactory
@@ -58,6 +59,7 @@ class Scheduler:
         make_client: ClientFactory | None = None,
         now: Callable[[], datetime] = utcnow,
         poll_seconds: float | None = None,
+        page_events: PageEvents | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -67,7 +69,13 @@ class Scheduler:
         self.worker = new_worker_id(kind)
         self.poll_seconds = poll_seconds or settings.scheduler_poll_seconds
         self.service = SyncService(
-            db, box, settings, make_client=make_client, now=now, worker=self.worker
+            db,
+            box,
+            settings,
+            make_client=make_client,
+            now=now,
+            worker=self.worker,
+            page_events=page_events,
         )
         self.box = box
         self.running: set[asyncio.Task[None]] = set()

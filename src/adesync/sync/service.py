@@ -26,7 +26,7 @@ from adesync.store.lease_repo import (
     renew_token_lease,
 )
 from adesync.store.secrets import SecretBox
-from adesync.store.sync_repo import SyncRepo
+from adesync.store.sync_repo import PageEvents, SyncRepo
 from adesync.store.tables import tokens
 from adesync.store.types import utcnow
 from adesync.sync import hooks
@@ -62,6 +62,7 @@ class SyncReport:
     message: str | None = None
     next_allowed_at: datetime | None = None
     run_id: int | None = None  # the run (for sync_in_progress: the one under way)
+    error_detail: str | None = None  # with error_code sync_failing: what failed
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -75,6 +76,7 @@ class SyncReport:
             "unchanged": self.unchanged,
             "assigned": self.assigned,
             "error_code": self.error_code,
+            "error_detail": self.error_detail,
             "message": self.message,
             "next_allowed_at": self.next_allowed_at,
             "run_id": self.run_id,
@@ -97,6 +99,7 @@ class SyncReport:
             message=outcome.error_message,
             next_allowed_at=outcome.retry_at,
             run_id=outcome.run_id,
+            error_detail=outcome.error_detail,
         )
 
 
@@ -132,14 +135,17 @@ class SyncService:
         make_client: ClientFactory | None = None,
         now: Callable[[], datetime] = utcnow,
         worker: str | None = None,
+        page_events: PageEvents | None = None,
     ) -> None:
+        """``page_events``: what each page writes in its own transaction beside its devices and
+        cursor (:func:`adesync.wiring.page_events`: the device events)."""
         self.db = db
         self.box = box
         self.settings = settings
         self.make_client = make_client or client_factory(settings)
         self.now = now
         self.worker = worker or new_worker_id("cli")
-        self.repo = SyncRepo(db, box, hooks.DERIVED_DEVICE_COLUMNS)
+        self.repo = SyncRepo(db, box, hooks.DERIVED_DEVICE_COLUMNS, page_events)
         self.assignments = AssignmentRepo(db)
         self.intervals = Intervals.from_settings(settings)
 
@@ -250,7 +256,6 @@ class SyncService:
         scheduler does, for many tokens at once)."""
         owner = owner or self.worker
         state = await self.repo.load_state(token_id)
-        next_due: datetime | None = None
         try:
             async with self._renewing(token_id, owner):
                 outcome = await self._run(
@@ -258,6 +263,10 @@ class SyncService:
                 )
                 if after_sync:
                     await self.after_token_sync([token_id])
+        except BaseException:
+            await release_token(self.db, token_id, owner, None)
+            raise
+        try:
             retry = await self.assignments.next_retry_at(token_id)
             next_due = next_sync_at(
                 self.intervals,
@@ -268,9 +277,11 @@ class SyncService:
                 retry_at=outcome.retry_at,
                 assignment_retry_at=retry,
             )
-            return outcome
-        finally:
             await release_token(self.db, token_id, owner, next_due)
+        except Exception:
+            # The run's outcome stands; the lease ends on its own (the database is gone).
+            log.exception("the lease of token %s could not be given back", state.name)
+        return outcome
 
     async def _run(
         self,
@@ -368,9 +379,16 @@ class SyncService:
         async def renew() -> None:
             while True:
                 await asyncio.sleep(period)
-                if not await renew_token_lease(
-                    self.db, token_id, owner, self.now(), self.settings.lease_seconds
-                ):
+                try:
+                    renewed = await renew_token_lease(
+                        self.db, token_id, owner, self.now(), self.settings.lease_seconds
+                    )
+                except Exception:
+                    # The database is unreachable now: try again next period (the run's own
+                    # writes fail meanwhile and end it).
+                    log.warning("could not renew the lease on token %s", token_id, exc_info=True)
+                    continue
+                if not renewed:
                     log.warning("lost the lease on token %s", token_id)
                     return
 

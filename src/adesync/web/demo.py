@@ -108,7 +108,7 @@ async def seed(
     from adesync.sync.service import SyncService
     from adesync.web import accounts
     from adesync.web.demo_enrollment import seed_enrollment
-    from adesync.wiring import install
+    from adesync.wiring import install, page_events
 
     install()
     await initialise(settings)
@@ -177,7 +177,7 @@ async def seed(
             )
             servers[token.name] = download.server_uuid
 
-        sync = SyncService(db, box, settings)
+        sync = SyncService(db, box, settings, page_events=page_events())
         profiles = ProfileService(sync)
         for token in DEMO_TOKENS:
             if token.state in ("healthy", "expiring"):

@@ -39,6 +39,7 @@ FINDING_CODES = frozenset(
         "duplicate_server",
         "user_agent_rejected",
         "sync_stale",
+        "sync_failing",
         "never_synced",
         "apple_unavailable",
         "apple_throttled",

@@ -25,9 +25,15 @@ def scheduler_hook(concurrency: int = 4) -> Hook:
 
     async def start(state: WebState) -> Callable[[], Awaitable[None]]:
         from adesync.sync.scheduler import Scheduler
+        from adesync.wiring import page_events
 
         scheduler = Scheduler(
-            state.db, state.box, state.settings, concurrency=concurrency, kind="serve"
+            state.db,
+            state.box,
+            state.settings,
+            concurrency=concurrency,
+            kind="serve",
+            page_events=page_events(),
         )
         # "Sync now" in the console runs in the same process as the scheduler.
         state.sync = scheduler.service

@@ -34,8 +34,15 @@ def sync_service(state: WebState) -> SyncService:
     if state.sync is None:
         from adesync.store.lease_repo import new_worker_id
         from adesync.sync.service import SyncService
+        from adesync.wiring import page_events
 
-        state.sync = SyncService(state.db, state.box, state.settings, worker=new_worker_id("serve"))
+        state.sync = SyncService(
+            state.db,
+            state.box,
+            state.settings,
+            worker=new_worker_id("serve"),
+            page_events=page_events(),
+        )
     service: SyncService = state.sync
     return service
 

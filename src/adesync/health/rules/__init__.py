@@ -22,6 +22,7 @@ RULES: tuple[Rule, ...] = (
     apple.terms_not_accepted,
     token.duplicate_server,
     apple.user_agent_rejected,
+    sync.sync_failing,
     devices.profile_not_found,
     devices.profile_invalid,
     sync.sync_stale,

@@ -39,6 +39,8 @@ class TokenFacts:
     last_error_status: int | None
     last_error_body: str | None
     last_error_at: datetime | None
+    last_error_detail: str | None
+    last_error_reference: str | None
     profile_error_code: str | None
     profile_error_body: str | None
     profile_error_at: datetime | None

@@ -1,4 +1,5 @@
-"""Rules about syncing: a token that stopped syncing or never did, and a stopped scheduler."""
+"""Rules about syncing: a token whose syncs fail on this side, one that stopped syncing or never
+did, and a stopped scheduler."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ from adesync.health.rules.context import RuleContext, TokenFacts
 from adesync.store.tables_health import notify_outbox
 from adesync.store.tables_sync import worker_heartbeats
 
-__all__ = ["never_synced", "notifications_failing", "scheduler_down", "sync_stale"]
+__all__ = [
+    "never_synced",
+    "notifications_failing",
+    "scheduler_down",
+    "sync_failing",
+    "sync_stale",
+]
 
 HOUR = 3600.0
 
@@ -24,6 +31,39 @@ def _last_error(token: TokenFacts, after: datetime | None) -> dict[str, Param]:
     if after is not None and token.last_error_at <= after:
         return {}
     return {"last_error_code": token.last_error_code, "last_error_at": stamp(token.last_error_at)}
+
+
+# What a sync that ended on something other than Apple's answer records as its detail.
+SYNC_FAILURE_DETAILS = ("database_unavailable", "disk_full", "internal_error")
+
+
+@rule(
+    "sync_failing",
+    Severity.WARNING,
+    max_severity=Severity.ERROR,
+    params=("since_at", "failures", "reference"),
+    variants=SYNC_FAILURE_DETAILS,
+)
+async def sync_failing(ctx: RuleContext) -> list[Finding]:
+    """The token's latest sync ended on something other than Apple's answer (the database, the
+    disk, a defect): a warning the first time, an error while it persists (twice or more in a
+    row). The next successful sync or check clears it."""
+    found = []
+    for token in ctx.tokens:
+        if not token.failing_with("sync_failing"):
+            continue
+        detail = token.last_error_detail
+        found.append(
+            ctx.finding(
+                token,
+                severity=Severity.ERROR if token.consecutive_failures > 1 else Severity.WARNING,
+                variant=detail if detail in SYNC_FAILURE_DETAILS else None,
+                since_at=stamp(token.failing_since or token.last_error_at),
+                failures=token.consecutive_failures,
+                reference=token.last_error_reference or "",
+            )
+        )
+    return found
 
 
 @rule(
