@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adesync.commands.diagnose import diagnose_report
+from adesync.commands.diagnose import diagnose_report, stored_diagnose_report
 from adesync.config import load_settings
 from adesync.store.database import Database
 from adesync.store.sync_repo import SyncRepo
@@ -73,7 +73,7 @@ async def runs_of(db: Database, token_id: int) -> list[Any]:
 
 
 async def stored_codes(home: Home, name: str) -> list[str]:
-    report = await diagnose_report(load_settings(), name, "en")
+    report = await stored_diagnose_report(load_settings(), name, "en")
     return [finding["code"] for finding in report["findings"]]
 
 

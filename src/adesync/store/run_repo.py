@@ -90,10 +90,11 @@ class RunRecords:
         proven: bool = False,
     ) -> None:
         """A call to Apple worked: clear the flags and the failure streak. ``proven`` (a check
-        of the token): a token that was failing is also due now, with its manual-sync
-        allowance whole."""
+        of the token, not a sync): a token that was failing is also due now, with its
+        manual-sync allowance whole, and a streak of the sync's own failures (``sync_failing``)
+        stays for a sync to clear."""
         values: dict[str, Any] = {
-            **token_repo.failures_cleared(),
+            **token_repo.failures_cleared(by_check=not synced),
             "clock_skew_seconds": clock_skew,
             "updated_at": now,
         }

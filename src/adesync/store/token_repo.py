@@ -165,10 +165,16 @@ async def store_credentials(
     await session.execute(update(tokens).where(tokens.c.id == token_id).values(values))
 
 
-def failures_cleared() -> dict[str, Any]:
+# The error code of a sync that failed on something other than Apple's answer (the database,
+# the disk, a defect): a check of the token proves nothing about it, only a sync does.
+SYNC_FAILING = "sync_failing"
+
+
+def failures_cleared(*, by_check: bool = False) -> dict[str, Any]:
     """The columns an answer from Apple that accepted the token resets: its credential flags,
-    the failure streak (and with it the error backoff) and any wait Apple asked for."""
-    return {
+    the failure streak (and with it the error backoff) and any wait Apple asked for.
+    ``by_check``: a check, which leaves a streak of ``sync_failing`` (the sync's own failure)."""
+    values: dict[str, Any] = {
         "terms_not_accepted": False,
         "token_rejected": False,
         "access_denied": False,
@@ -176,6 +182,11 @@ def failures_cleared() -> dict[str, Any]:
         "failing_since": None,
         "throttled_until": None,
     }
+    if by_check:
+        own = tokens.c.last_error_code == SYNC_FAILING
+        values["consecutive_failures"] = case((own, tokens.c.consecutive_failures), else_=0)
+        values["failing_since"] = case((own, tokens.c.failing_since), else_=None)
+    return values
 
 
 def failing() -> ColumnElement[bool]:
@@ -232,6 +243,7 @@ async def delete_token(session: AsyncSession, token_id: int) -> None:
 
 __all__ = [
     "IDENTITY_COLUMNS",
+    "SYNC_FAILING",
     "create_token",
     "delete_token",
     "failing",

@@ -47,7 +47,7 @@ SYNC_FAILURE_DETAILS = ("database_unavailable", "disk_full", "internal_error")
 async def sync_failing(ctx: RuleContext) -> list[Finding]:
     """The token's latest sync ended on something other than Apple's answer (the database, the
     disk, a defect): a warning the first time, an error while it persists (twice or more in a
-    row). The next successful sync or check clears it."""
+    row). The next successful sync clears it (a check proves the token, not the sync)."""
     found = []
     for token in ctx.tokens:
         if not token.failing_with("sync_failing"):
