@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,7 +50,9 @@ async def verify_key(db: Database, box: SecretBox) -> None:
 def key_mismatch() -> SecretKeyError:
     return SecretKeyError(
         "The secret key does not match this database: it was set up with another key. "
-        "Use the same ADESYNC_SECRET_KEY or secret.key on every machine that shares the database."
+        "Use the same ADESYNC_SECRET_KEY or secret.key on every machine that shares the database "
+        "(after a key rotation the new key is in secret.key of the machine that rotated it, or in "
+        "the file its --new-key-file named)."
     )
 
 
@@ -62,8 +66,29 @@ def secret_columns() -> list[tuple[str, str]]:
     ]
 
 
-async def rotate_secrets(db: Database, old: SecretBox, new: SecretBox) -> int:
-    """Re-seal every secret under ``new`` in one transaction; returns how many values moved."""
+async def holds_secrets(db: Database) -> bool:
+    """Whether the database records a key check or holds any sealed value (so that only the
+    key it was sealed with may be used, never a new one)."""
+    async with db.read() as session:
+        if await stored_key_check(session) is not None:
+            return True
+        for table_name, column_name in secret_columns():
+            column = metadata.tables[table_name].c[column_name]
+            found = await session.execute(select(column).where(column.is_not(None)).limit(1))
+            if found.first() is not None:
+                return True
+    return False
+
+
+async def rotate_secrets(
+    db: Database,
+    old: SecretBox,
+    new: SecretBox,
+    *,
+    before_commit: Callable[[], Awaitable[None]] | None = None,
+) -> int:
+    """Re-seal every secret under ``new`` in one transaction; returns how many values moved.
+    ``before_commit`` runs inside the transaction once every value is re-sealed."""
     moved = 0
     async with db.write() as session:
         current = await stored_key_check(session)
@@ -81,4 +106,6 @@ async def rotate_secrets(db: Database, old: SecretBox, new: SecretBox) -> int:
                 )
                 moved += 1
         await _write_key_check(session, new)
+        if before_commit is not None:
+            await before_commit()
     return moved
