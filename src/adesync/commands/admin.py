@@ -126,6 +126,7 @@ def secrets_rotate(
             "somewhere safe or remove it.",
             markup=False,
             highlight=False,
+            soft_wrap=True,  # a path must be printed whole, not wrapped or shortened
         )
     elif done.old_key_file is not None:
         out.print(
@@ -133,4 +134,5 @@ def secrets_rotate(
             "remove it once no copy of the database made before now is needed.",
             markup=False,
             highlight=False,
+            soft_wrap=True,  # a path must be printed whole, not wrapped or shortened
         )

@@ -142,17 +142,17 @@ def write_key_file(path: Path, box: SecretBox) -> None:
 
 def write_new_key_file(path: Path, box: SecretBox) -> None:
     """Create ``path`` (mode 0600) holding the key, durably; an existing file is never replaced
-    (it may hold another key): SecretKeyError instead."""
+    (it may hold another key): AdesyncError instead."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        raise SecretKeyError(
+        raise AdesyncError(
             f"{path} already exists; name a new file for the new key (an existing file is "
             "never overwritten).",
             code="key_file_exists",
         ) from None
     except OSError as exc:
-        raise SecretKeyError(f"The key file {path} cannot be created ({exc}).") from None
+        raise AdesyncError(f"The key file {path} cannot be created ({exc.strerror}).") from None
     _write_fd(fd, box)
     os.chmod(path, 0o600)
     fsync_directory(path.parent)
