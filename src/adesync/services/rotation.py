@@ -50,7 +50,7 @@ class NewKeyFileRequired(AdesyncError):
     def __init__(self) -> None:
         super().__init__(
             "ADESYNC_SECRET_KEY is set, so the new key must be written to a file of your "
-            "choosing before the secrets are re-sealed; name one with --new-key-file FILE.",
+            "choosing before the secrets are re-sealed; nothing was changed.",
         )
 
 
@@ -61,8 +61,10 @@ class NewKeyFileMisused(AdesyncError):
 
     def __init__(self, key_file: Path) -> None:
         super().__init__(
-            f"--new-key-file is for installations that set ADESYNC_SECRET_KEY; this one keeps "
-            f"its key in {key_file}, where the new key goes too. Nothing was changed.",
+            f"A file for the new key is only for installations that set ADESYNC_SECRET_KEY; "
+            f"this one keeps its key in {key_file}, where the new key goes too. Nothing was "
+            "changed.",
+            data={"key_file": str(key_file)},
         )
 
 
