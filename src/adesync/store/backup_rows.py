@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Column, Table, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from adesync.store.keycheck import hold_key
 from adesync.store.secrets import SecretBox
 from adesync.store.tables import tokens
 from adesync.store.tables_sync import profiles
@@ -234,6 +235,7 @@ async def write_backup_rows(
     """Insert the rows, sealing secrets under ``box``; with ``replace`` first delete the tokens,
     users and API keys of the same names. A web secret the database has already is kept (its
     own cookie key). Restored tokens are due for a sync now. Returns how many rows of each."""
+    await hold_key(session, box)
     if replace:
         await _replace(session, rows)
     for token in rows["tokens"]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adesync.store.database import Database
@@ -45,6 +45,29 @@ async def verify_key(db: Database, box: SecretBox) -> None:
         current = await stored_key_check(session)
     if current is not None and current != box.key_check:
         raise key_mismatch()
+
+
+def key_rotated() -> SecretKeyError:
+    return SecretKeyError(
+        "The secret key was rotated while this ran; nothing was changed: run it again.",
+        code="secret_key_rotated",
+    )
+
+
+def _key_check_row(*, exclusive: bool) -> Select[str]:
+    # FOR SHARE / FOR UPDATE on PostgreSQL; SQLite (whose write transactions run one at a
+    # time anyway) compiles no FOR clause.
+    return select(meta.c.value).where(meta.c.key == KEY_CHECK).with_for_update(read=not exclusive)
+
+
+async def hold_key(session: AsyncSession, box: SecretBox) -> None:
+    """Call first in a write transaction that stores values sealed with ``box``: it waits for a
+    rotation under way and makes a later one wait for this transaction (a lock on the key-check
+    row), then raises SecretKeyError if ``box`` is no longer the database's key, so no value is
+    ever stored sealed with a key the database has left."""
+    current = (await session.execute(_key_check_row(exclusive=False))).scalar()
+    if current is not None and current != box.key_check:
+        raise key_rotated()
 
 
 def key_mismatch() -> SecretKeyError:
@@ -91,7 +114,8 @@ async def rotate_secrets(
     ``before_commit`` runs inside the transaction once every value is re-sealed."""
     moved = 0
     async with db.write() as session:
-        current = await stored_key_check(session)
+        # Waits for writers holding the key (hold_key) to commit, so their rows are re-sealed.
+        current = (await session.execute(_key_check_row(exclusive=True))).scalar()
         if current is not None and current != old.key_check:
             raise key_mismatch()
         for table_name, column_name in secret_columns():
