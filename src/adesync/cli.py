@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("adesync.commands.admin:init", "Create the data directory, key file and schema."),
     "db": ("adesync.commands.admin:db_app", "Database schema."),
     "secrets": ("adesync.commands.admin:secrets_app", "Secrets at rest."),
+    "backup": ("adesync.commands.backup:backup", "Write a passphrase-sealed backup archive."),
+    "restore": ("adesync.commands.backup:restore", "Restore a backup archive into this home."),
     "tokens": ("adesync.commands.tokens:tokens_app", "Enrollment-program (server) tokens."),
     "sync": ("adesync.commands.sync:sync", "Sync devices from Apple now."),
     "worker": ("adesync.commands.sync:worker", "Run the scheduler and sync workers."),

@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     home: Path = DEFAULT_HOME
     database_url: str | None = None
     secret_key: str | None = Field(default=None, repr=False)
+    backup_passphrase: str | None = Field(default=None, repr=False)
     lang: Lang = "en"
     log_level: LogLevel = "INFO"
     log_json: bool = False

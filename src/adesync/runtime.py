@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -10,9 +9,10 @@ from pathlib import Path
 
 from adesync.config import Settings, load_settings
 from adesync.store.database import Database
-from adesync.store.keycheck import stored_key_check, verify_key
+from adesync.store.keycheck import verify_key
+from adesync.store.keyfiles import KeyFiles, choose_key
 from adesync.store.migrate import SchemaOutOfDate, require_current
-from adesync.store.secrets import SecretBox, load_box, read_key_file
+from adesync.store.secrets import SecretBox, load_box
 
 
 @dataclass
@@ -20,11 +20,6 @@ class Runtime:
     settings: Settings
     db: Database
     box: SecretBox
-
-
-def pending_key_file(settings: Settings) -> Path:
-    """Where ``secrets rotate`` writes the new key before the database switches to it."""
-    return settings.secret_key_file.with_name("secret.key.new")
 
 
 def sqlite_path(settings: Settings) -> Path | None:
@@ -36,23 +31,14 @@ def sqlite_path(settings: Settings) -> Path | None:
 
 
 async def load_verified_box(settings: Settings, db: Database) -> SecretBox:
-    """The secret key, checked against the database (finishing an interrupted rotation)."""
-    box = load_box(settings.secret_key, settings.secret_key_file)
+    """The secret key, checked against the database. With ``ADESYNC_SECRET_KEY`` that key;
+    else ``secret.key``, or the pending key of a rotation that has committed but not yet
+    renamed it. Key files are only read here: only ``secrets rotate`` renames or writes them."""
     if settings.secret_key:
+        box = load_box(settings.secret_key, settings.secret_key_file)
         await verify_key(db, box)
         return box
-    pending = pending_key_file(settings)
-    if pending.exists():
-        async with db.read() as session:
-            current = await stored_key_check(session)
-        new_box = read_key_file(pending)
-        if current == new_box.key_check:
-            # The rotation committed but the process stopped before swapping the files.
-            os.replace(pending, settings.secret_key_file)
-            return new_box
-        pending.unlink()
-    await verify_key(db, box)
-    return box
+    return await choose_key(KeyFiles(settings.secret_key_file), db)
 
 
 @asynccontextmanager

@@ -41,9 +41,11 @@ def test_malformed_key_text_is_a_clear_error(text: str) -> None:
         load_box(text, Path("/nonexistent"))
 
 
-def test_missing_key_file_says_to_run_init(tmp_path: Path) -> None:
-    with pytest.raises(SecretKeyError, match="adesync init"):
+def test_missing_key_file_says_to_restore_it_never_to_run_init(tmp_path: Path) -> None:
+    with pytest.raises(SecretKeyError, match=r"restore secret\.key") as raised:
         load_box(None, tmp_path / "secret.key")
+    assert "init" not in str(raised.value)
+    assert "adesync restore" in str(raised.value)
 
 
 def test_key_file_is_written_0600(tmp_path: Path) -> None:

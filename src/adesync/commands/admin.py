@@ -2,20 +2,42 @@
 
 from __future__ import annotations
 
-import os
+from pathlib import Path
 
 import typer
 
 from adesync.commands.common import err, out, run
 from adesync.config import Settings, load_settings
-from adesync.runtime import load_verified_box, open_runtime, pending_key_file, sqlite_path
+from adesync.runtime import open_runtime, sqlite_path
+from adesync.services.rotation import Rotation, rotate_key
 from adesync.store.database import Database
-from adesync.store.keycheck import adopt_key, rotate_secrets
+from adesync.store.keycheck import adopt_key, holds_secrets
 from adesync.store.migrate import upgrade
-from adesync.store.secrets import SecretBox, ensure_key_file, load_box, write_key_file
+from adesync.store.secrets import (
+    SecretBox,
+    ensure_key_file,
+    key_missing,
+    load_box,
+    read_key_file,
+)
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 secrets_app = typer.Typer(help="Secrets at rest.", no_args_is_help=True)
+
+
+async def _key_for_init(settings: Settings, db: Database, done: list[str]) -> SecretBox:
+    """The installation's key; a new key file only for a database that holds no secrets (a new
+    key could never open them)."""
+    if settings.secret_key:
+        return load_box(settings.secret_key, settings.secret_key_file)
+    if settings.secret_key_file.exists():
+        return read_key_file(settings.secret_key_file)
+    if await holds_secrets(db):
+        raise key_missing(settings.secret_key_file)
+    box, created = ensure_key_file(settings.secret_key_file)
+    if created:
+        done.append(f"created secret key file {settings.secret_key_file} (mode 0600)")
+    return box
 
 
 async def initialise(settings: Settings) -> list[str]:
@@ -27,18 +49,13 @@ async def initialise(settings: Settings) -> list[str]:
     path = sqlite_path(settings)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-    if settings.secret_key:
-        box = load_box(settings.secret_key, settings.secret_key_file)
-    else:
-        box, created = ensure_key_file(settings.secret_key_file)
-        if created:
-            done.append(f"created secret key file {settings.secret_key_file} (mode 0600)")
     db = Database(settings.effective_database_url)
     try:
         await db.ping()
         before, after = await upgrade(db)
         if before != after:
             done.append(f"migrated database schema to revision {after}")
+        box = await _key_for_init(settings, db, done)
         await adopt_key(db, box)
         from adesync.commands import init_hooks
 
@@ -81,30 +98,41 @@ def db_upgrade() -> None:
 
 
 @secrets_app.command("rotate")
-def secrets_rotate() -> None:
+def secrets_rotate(
+    new_key_file: Path | None = typer.Option(
+        None,
+        "--new-key-file",
+        help="With ADESYNC_SECRET_KEY set (then required): a new file to write the new key to "
+        "(mode 0600) before the secrets are re-sealed.",
+    ),
+) -> None:
     """Re-encrypt every stored secret under a new key, in one transaction."""
     settings = load_settings()
 
-    async def go() -> tuple[int, SecretBox]:
-        async with open_runtime(settings) as rt:
-            old = await load_verified_box(settings, rt.db)
-            new = SecretBox.generate()
-            if settings.secret_key:
-                moved = await rotate_secrets(rt.db, old, new)
-                return moved, new
-            # Write the new key beside the old one first: whichever moment a crash comes,
-            # the key that opens the database is on disk (see load_verified_box).
-            pending = pending_key_file(settings)
-            write_key_file(pending, new)
-            moved = await rotate_secrets(rt.db, old, new)
-            os.replace(pending, settings.secret_key_file)
-            return moved, new
+    target = new_key_file.absolute() if new_key_file is not None else None
 
-    moved, new = run(go())
-    out.print(f"Re-encrypted {moved} secret value(s) under a new key.")
+    async def go() -> Rotation:
+        async with open_runtime(settings) as rt:
+            return await rotate_key(settings, rt.db, target)
+
+    done = run(go())
+    for line in done.recovered:
+        err.print(line, markup=False, highlight=False)
+    out.print(f"Re-encrypted {done.moved} secret value(s) under a new key.")
     if settings.secret_key:
-        err.print(
-            "ADESYNC_SECRET_KEY is set, so the new key was not written to a file. Set it to "
-            "this value on every machine now (it is shown once):"
+        out.print(
+            f"The new key is in {done.new_key_file} (mode 0600). Set ADESYNC_SECRET_KEY to its "
+            "contents on every machine that shares the database now, then keep the file "
+            "somewhere safe or remove it.",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,  # a path must be printed whole, not wrapped or shortened
         )
-        out.print(new.to_text(), markup=False, highlight=False)
+    elif done.old_key_file is not None:
+        out.print(
+            f"The new key is {done.new_key_file}; the old key is kept as {done.old_key_file}: "
+            "remove it once no copy of the database made before now is needed.",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,  # a path must be printed whole, not wrapped or shortened
+        )

@@ -68,6 +68,15 @@ _WORDS: dict[str, Callable[[dict[str, Any], str], str]] = {
         f"`adesync tokens add {d['name']} --p7m FILE`."
     ),
     "different_server": lambda d, m: f"{m.rstrip('.')}; pass --force to replace it anyway.",
+    "new_key_file_required": lambda d, m: (
+        "ADESYNC_SECRET_KEY is set, so the new key must be written to a file first: name a new "
+        "file with --new-key-file FILE; nothing was changed."
+    ),
+    "new_key_file_unused": lambda d, m: (
+        f"--new-key-file is for installations that set ADESYNC_SECRET_KEY; this one keeps its "
+        f"key in {d['key_file']}, where the new key goes too. Nothing was changed."
+    ),
+    "restore_clash": lambda d, m: f"{m.rstrip('.')}; pass --force to replace them.",
     "token_changed": lambda d, m: (
         f"Token {d['name']} was changed by another command meanwhile; run it again."
     ),

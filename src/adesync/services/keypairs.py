@@ -24,6 +24,7 @@ from adesync.services.token_model import (
 )
 from adesync.store import token_repo
 from adesync.store.database import Database
+from adesync.store.keycheck import hold_key
 from adesync.store.secrets import SecretBox
 from adesync.store.types import utcnow
 from adesync.tokens import KeyPair, KeyPairError, generate_keypair
@@ -74,6 +75,7 @@ async def _store_new_pending(
     ``token_type``); False if another process gave the token a key in the meantime and
     ``replace`` is off."""
     async with db.write() as session:
+        await hold_key(session, box)
         row = await token_repo.get_token(session, name, for_update=True)
         if row is None:
             token_id = await token_repo.create_token(

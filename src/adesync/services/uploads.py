@@ -48,6 +48,7 @@ from adesync.services.token_model import (
 )
 from adesync.store import token_repo
 from adesync.store.database import Database
+from adesync.store.keycheck import hold_key
 from adesync.store.secrets import SecretBox
 from adesync.store.types import utcnow
 from adesync.tokens import (
@@ -130,6 +131,7 @@ async def _store(
 ) -> TokenStored:
     name = row["name"]
     async with db.write() as session:
+        await hold_key(session, box)
         current = await token_repo.get_token(session, name, for_update=True)
         if (
             current is None
@@ -306,6 +308,7 @@ async def seed_token(
     check_name(name)
     now = now or utcnow()
     async with db.write() as session:
+        await hold_key(session, box)
         token_id = await token_repo.create_token(
             session, name=name, dep_url=dep_url, token_type=token_type, now=now
         )

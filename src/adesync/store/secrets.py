@@ -96,27 +96,66 @@ def read_key_file(path: Path) -> SecretBox:
     try:
         text = path.read_text(encoding="ascii")
     except FileNotFoundError:
-        raise SecretKeyError(
-            f"No secret key: {path} does not exist and ADESYNC_SECRET_KEY is not set; "
-            "run `adesync init`, or restore the key file of this installation."
-        ) from None
+        raise key_missing(path) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SecretKeyError(f"The secret key file {path} cannot be read ({exc}).") from None
     return SecretBox.from_text(text, source=str(path))
 
 
-def write_key_file(path: Path, box: SecretBox) -> None:
-    """Write the key with mode 0600, atomically (a crash leaves the old file or the new one)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def key_missing(path: Path) -> SecretKeyError:
+    """The key of a database that holds sealed secrets is gone: only that key opens them."""
+    return SecretKeyError(
+        f"No secret key: {path} does not exist and ADESYNC_SECRET_KEY is not set, and only the "
+        "key this database was sealed with opens its secrets; restore secret.key from your copy "
+        "of it, or restore a backup (`adesync restore FILE`) into a new installation.",
+        code="secret_key_missing",
+    )
+
+
+def fsync_directory(path: Path) -> None:
+    """Make a rename or a new file in directory ``path`` survive a crash of the machine."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_fd(fd: int, box: SecretBox) -> None:
     try:
         os.write(fd, (box.to_text() + "\n").encode("ascii"))
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_key_file(path: Path, box: SecretBox) -> None:
+    """Write the key with mode 0600, atomically and durably: a crash leaves the old file or the
+    new one, and once this returns the new one is on disk (the file, then its directory)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    _write_fd(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), box)
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
+    fsync_directory(path.parent)
+
+
+def write_new_key_file(path: Path, box: SecretBox) -> None:
+    """Create ``path`` (mode 0600) holding the key, durably; an existing file is never replaced
+    (it may hold another key): AdesyncError instead."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise AdesyncError(
+            f"{path} already exists; name a new file for the new key (an existing file is "
+            "never overwritten).",
+            code="key_file_exists",
+        ) from None
+    except OSError as exc:
+        raise AdesyncError(f"The key file {path} cannot be created ({exc.strerror}).") from None
+    _write_fd(fd, box)
+    os.chmod(path, 0o600)
+    fsync_directory(path.parent)
 
 
 def load_box(secret_key: str | None, key_file: Path) -> SecretBox:
@@ -139,7 +178,10 @@ __all__ = [
     "SecretBox",
     "SecretKeyError",
     "ensure_key_file",
+    "fsync_directory",
+    "key_missing",
     "load_box",
     "read_key_file",
     "write_key_file",
+    "write_new_key_file",
 ]

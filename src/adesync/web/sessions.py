@@ -19,6 +19,7 @@ from sqlalchemy import Select, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 
 from adesync.store.database import Database
+from adesync.store.keycheck import hold_key
 from adesync.store.secrets import SecretBox
 from adesync.store.tables_web import users, web_secrets, web_sessions
 from adesync.store.types import UTCDateTime, utcnow
@@ -68,6 +69,7 @@ async def load_signer(db: Database, box: SecretBox) -> CookieSigner:
     if sealed is None:
         try:
             async with db.write() as session:
+                await hold_key(session, box)
                 await session.execute(
                     web_secrets.insert().values(
                         name=SIGNING_KEY_NAME, value=box.seal(secrets.token_bytes(32))
