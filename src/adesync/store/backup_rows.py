@@ -83,6 +83,8 @@ TOKEN_REBUILT = (
     "last_error_status",
     "last_error_body",
     "last_error_at",
+    "last_error_detail",
+    "last_error_reference",
     "profile_error_code",
     "profile_error_body",
     "profile_error_at",
