@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -13,6 +14,7 @@ from adesync.errors import ConfigError
 
 Lang = Literal["en", "zh-CN"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+MetricsAuth = Literal["viewer", "none"]
 
 DEFAULT_HOME = Path("~/.local/share/adesync")
 SQLITE_PREFIXES = ("sqlite+aiosqlite://", "sqlite://")
@@ -47,6 +49,24 @@ def normalise_database_url(url: str) -> str:
     )
 
 
+def public_origin(url: str) -> str:
+    """``url``'s origin (``scheme://host[:port]``, lower case), or ConfigError when it is not
+    an http(s) URL of a host."""
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"ADESYNC_PUBLIC_URL={url!r} is not valid: write the console's address as a browser "
+            "sees it, such as https://adesync.example.com."
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"ADESYNC_PUBLIC_URL={url!r} has an invalid port.") from None
+    host = parts.hostname.lower()
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme.lower()}://{host}" + (f":{port}" if port is not None else "")
+
+
 class Settings(BaseSettings):
     """Everything adesync reads from the environment; see the README for each variable."""
 
@@ -75,6 +95,11 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=120.0, ge=5)
     scheduler_poll_seconds: float = Field(default=5.0, gt=0)
 
+    # Serving (see the README's "Configuration" section).
+    public_url: str | None = None
+    forwarded_allow_ips: str = ""
+    metrics_auth: MetricsAuth = "viewer"
+
     @field_validator("home", mode="after")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
@@ -89,6 +114,24 @@ class Settings(BaseSettings):
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
         return None if value is None or not value.strip() else normalise_database_url(value)
+
+    @field_validator("public_url", mode="after")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return public_origin(value)
+
+    @field_validator("forwarded_allow_ips", mode="after")
+    @classmethod
+    def _tidy_proxies(cls, value: str) -> str:
+        return ",".join(part.strip() for part in value.split(",") if part.strip())
+
+    @property
+    def https(self) -> bool:
+        """Whether the console is served over HTTPS (``ADESYNC_PUBLIC_URL`` says so): cookies
+        are ``Secure`` with ``__Host-`` names and answers carry HSTS."""
+        return self.public_url is not None and self.public_url.startswith("https://")
 
     @property
     def effective_database_url(self) -> str:
@@ -123,5 +166,6 @@ def load_settings(**overrides: object) -> Settings:
             "lang": "use en or zh-CN",
             "log_level": "use DEBUG, INFO, WARNING or ERROR",
             "log_json": "use true or false",
+            "metrics_auth": "use viewer or none",
         }.get(field, first["msg"])
         raise ConfigError(f"ADESYNC_{field.upper()}={value!r} is not valid: {hint}.") from None

@@ -17,11 +17,12 @@ if TYPE_CHECKING:
 _installed: set[str] = set()
 
 
-def start_metrics_server(db: Database, port: int) -> MetricsServer:
-    """Serve Prometheus metrics on ``port`` (call it inside the running event loop)."""
+def start_metrics_server(db: Database, port: int, host: str = "0.0.0.0") -> MetricsServer:  # noqa: S104
+    """Serve Prometheus metrics on ``host:port`` without authentication (call it inside the
+    running event loop)."""
     from adesync.notify.metrics import start_metrics_server as start
 
-    return start(db, port)
+    return start(db, port, host)
 
 
 def page_events() -> PageEvents:

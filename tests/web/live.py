@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import uvicorn
+from fastapi import FastAPI
 
 from adesync.config import Settings
 from adesync.simulator import Simulator, run_in_thread
+from adesync.web.runner import uvicorn_config
 
 T = TypeVar("T")
 
@@ -49,6 +51,30 @@ def run_on_thread(work: Callable[[], Awaitable[T]]) -> T:
 
 
 @contextmanager
+def serving(app: FastAPI, settings: Settings) -> Iterator[str]:
+    """``app`` on a loopback port in a thread, configured as ``adesync serve`` configures
+    uvicorn (trusted proxies from ``settings``); yields its URL."""
+    sock = socket.socket()
+    try:
+        sock.bind(("127.0.0.1", 0))
+        config = uvicorn_config(app, settings, log_level="warning")
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        ready = threading.Event()
+        while not server.started and thread.is_alive():
+            ready.wait(0.01)
+        assert server.started, "the server did not start"
+        try:
+            yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+    finally:
+        sock.close()
+
+
+@contextmanager
 def live_server(
     home: Path, seed: Callable[[Settings, Simulator, str], Awaitable[Any]], *, devices: int = 6
 ) -> Iterator[Live]:
@@ -57,23 +83,46 @@ def live_server(
     settings = Settings(home=home)
     sim = Simulator(devices=devices, seed=5)
     apple_url, stop_sim = run_in_thread(sim)
-    sock = socket.socket()
     try:
         seeded = run_on_thread(lambda: seed(settings, sim, apple_url))
-        sock.bind(("127.0.0.1", 0))
-        server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning"))
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        ready = threading.Event()
-        while not server.started and thread.is_alive():
-            ready.wait(0.01)
-        try:
-            yield Live(
-                f"http://127.0.0.1:{sock.getsockname()[1]}", apple_url, sim, settings, seeded
-            )
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
+        with serving(create_app(settings), settings) as url:
+            yield Live(url, apple_url, sim, settings, seeded)
     finally:
-        sock.close()
         stop_sim()
+
+
+PASSWORD = "live-test-password"
+
+
+@dataclass
+class Installation:
+    """A SQLite home with the users ``admin`` (admin) and ``bob`` (viewer), both with
+    ``PASSWORD``, an API key per role, and the token ``north`` (not yet uploaded)."""
+
+    settings: Settings
+    keys: dict[Any, str]
+
+
+def install_home(home: Path, **overrides: Any) -> Installation:
+    from adesync.commands.admin import initialise
+    from adesync.runtime import open_runtime
+    from adesync.services import tokens as token_service
+    from adesync.web import accounts
+    from adesync.web.roles import KEY_ROLES, Role
+
+    settings = Settings(home=home, **overrides)
+
+    async def seed() -> dict[Any, str]:
+        await initialise(settings)
+        async with open_runtime(settings) as rt:
+            await accounts.reset_password(rt.db, "admin", actor="test", password=PASSWORD)
+            await accounts.add_user(rt.db, "bob", Role.VIEWER, actor="test", password=PASSWORD)
+            await token_service.keypair_certificate(rt.db, rt.box, "north")
+            keys = {}
+            for role in KEY_ROLES:
+                _, keys[role] = await accounts.create_api_key(
+                    rt.db, f"key-{role.value}", role, actor="test"
+                )
+            return keys
+
+    return Installation(settings, run_on_thread(seed))

@@ -442,7 +442,7 @@ async def test_bodies_without_a_length_are_counted(web: Web) -> None:
 
 
 async def test_metrics_are_mounted(web: Web) -> None:
-    answer = await web.client.get("/metrics")
+    answer = await web.client.get("/metrics", headers=web.as_role(Role.VIEWER))
     assert answer.status_code == 200 and "text/plain" in answer.headers["content-type"]
 
 

@@ -1,13 +1,19 @@
 """The console in headless Chromium (Debian's, driven by Playwright) against a real server on a
 loopback port, a SQLite home and the Apple simulator: sign in, see the alert naming the failing
-token, renew it by uploading a new .p7m, see the alert clear, switch to zh-CN, use a phone."""
+token, renew it by uploading a new .p7m, see the alert clear, switch to zh-CN, use a phone; a
+page on another port of the same host cannot make the signed-in admin delete a token."""
 
 from __future__ import annotations
 
+import re
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 
 from adesync.config import Settings
@@ -148,3 +154,59 @@ def test_the_token_list_fits_a_phone(page, console: Console) -> None:  # type: i
                      && !(e.textContent || '').trim()).length"""
     )
     assert unnamed == 0
+
+
+EVIL_PAGE = """<!doctype html><html><body>
+<form id="f" method="post" action="{action}">
+<input type="hidden" name="csrf_token" value="{token}">
+<input type="hidden" name="confirm" value="good">
+</form>
+<script>
+document.cookie = "{cookie}; path=/";
+document.getElementById("f").submit();
+</script></body></html>"""
+
+
+@contextmanager
+def evil_site(page_html: str) -> Iterator[str]:
+    """A page on another port of 127.0.0.1: same site as the console, another origin."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = page_html.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_page_on_another_port_cannot_delete_a_token(page, console: Console) -> None:  # type: ignore[no-untyped-def]
+    # The attacker gets a cookie and its token from /login, as the attack on the old scheme did.
+    with httpx.Client(base_url=console.url) as attacker:
+        login = attacker.get("/login").text
+        token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', login)
+        assert token is not None
+        cookie = "; ".join(f"{k}={v}" for k, v in attacker.cookies.items())
+    html = EVIL_PAGE.format(
+        action=f"{console.url}/tokens/good/delete", token=token.group(1), cookie=cookie
+    )
+    sign_in(page, console)
+    with evil_site(html) as evil_url:
+        page.goto(evil_url)
+        page.wait_for_url(f"{console.url}/tokens/good/delete")
+        assert "another site" in page.content()
+    page.goto(f"{console.url}/tokens")
+    assert page.locator("tr[data-token=good]").count() == 1

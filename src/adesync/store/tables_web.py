@@ -47,7 +47,8 @@ api_keys = Table(
 )
 
 # A signed-in console session; the cookie carries the session id, signed. Deleting the row
-# (sign out, password change, user removed) ends the session on every server at once.
+# (sign out, password change, user removed) ends the session on every server at once. The
+# session's CSRF secret is issued with it (a new one at every sign-in); forms carry an HMAC of it.
 web_sessions = Table(
     "web_sessions",
     metadata,
@@ -55,6 +56,22 @@ web_sessions = Table(
     Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False, index=True),
+    Column("csrf_secret", String(64), nullable=False),
+)
+
+# Failed console sign-ins of the last minutes (an attempt is written when it starts and
+# removed when it succeeds), shared by every serve process: they slow guessing per name and
+# refuse an address that fails too often.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False),  # lower case
+    Column("address", String(64), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Index("ix_login_failures_name_at", "name", "at"),
+    Index("ix_login_failures_address_at", "address", "at"),
+    Index("ix_login_failures_at", "at"),
 )
 
 # Secrets the web layer keeps for itself (the cookie signing key), sealed like every secret.
@@ -79,4 +96,4 @@ audit_log = Table(
     Index("ix_audit_log_at", "at"),
 )
 
-__all__ = ["api_keys", "audit_log", "users", "web_secrets", "web_sessions"]
+__all__ = ["api_keys", "audit_log", "login_failures", "users", "web_secrets", "web_sessions"]

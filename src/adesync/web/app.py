@@ -7,7 +7,6 @@ uses them; otherwise its lifespan opens the runtime from the settings and closes
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -26,8 +25,17 @@ from adesync.runtime import open_runtime
 from adesync.store.database import Database
 from adesync.store.migrate import require_current
 from adesync.store.secrets import SecretBox
+from adesync.web.cookies import SESSION, Cookies
+from adesync.web.csrf import SameOriginWrites
 from adesync.web.i18n import load_catalogues
-from adesync.web.problems import PROBLEM_JSON, install_problem_handlers
+from adesync.web.problems import (
+    PROBLEM_JSON,
+    Problem,
+    install_problem_handlers,
+    problem_document,
+    problem_response,
+)
+from adesync.web.roles import Role
 from adesync.web.sessions import load_signer
 from adesync.web.state import WebState
 
@@ -51,21 +59,31 @@ SECURITY_HEADERS = [
 ]
 
 
-class SecurityHeaders:
-    """Adds the same defensive headers to every answer (no inline script or style anywhere)."""
+NO_STORE = (b"cache-control", b"no-store")
+HSTS = (b"strict-transport-security", b"max-age=31536000")
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class SecurityHeaders:
+    """Adds the same defensive headers to every answer (no inline script or style anywhere),
+    ``Cache-Control: no-store`` to every answer but static files (pages and API answers hold
+    what only their caller may see), and HSTS when served over HTTPS (``https``)."""
+
+    def __init__(self, app: ASGIApp, *, https: bool) -> None:
         self.app = app
+        self.headers = SECURITY_HEADERS + ([HSTS] if https else [])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
 
+        static = scope["path"].startswith("/static/")
+
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 names = {name for name, _ in message.get("headers", [])}
-                extra = [(n, v) for n, v in SECURITY_HEADERS if n not in names]
+                wanted = self.headers if static else [*self.headers, NO_STORE]
+                extra = [(n, v) for n, v in wanted if n not in names]
                 message["headers"] = list(message.get("headers", [])) + extra
             await send(message)
 
@@ -136,16 +154,12 @@ class BodyLimit:
         if scope["type"] == "http":
             declared = dict(scope.get("headers", [])).get(b"content-length", b"")
             if declared.isdigit() and int(declared) > self.limit:
-                body = json.dumps(
-                    {
-                        "type": "about:blank",
-                        "title": "Content Too Large",
-                        "status": 413,
-                        "detail": f"The request body is over the {self.limit // 1024} KiB limit.",
-                        "code": "payload_too_large",
-                        "instance": scope.get("path", ""),
-                    }
-                ).encode()
+                body = problem_document(
+                    413,
+                    "payload_too_large",
+                    f"The request body is over the {self.limit // 1024} KiB limit.",
+                    scope.get("path", ""),
+                )
                 await send(
                     {
                         "type": "http.response.start",
@@ -175,6 +189,45 @@ class BodyLimit:
             await self.app(scope, counting, send)
             return
         await self.app(scope, receive, send)
+
+
+class ViewerKeyOnly:
+    """Lets a request through to ``app`` (the metrics) only with an API key (``Authorization:
+    Bearer``) whose role may read: 401 without one, 403 for an ingest key."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from adesync.web.auth import current_principal
+
+        request = Request(scope, receive)
+        principal = None
+        if request.headers.get("authorization"):
+            try:
+                principal = await current_principal(request)
+            except Problem as exc:
+                await problem_response(
+                    request, exc.status, exc.code, exc.detail, headers=exc.headers
+                )(scope, receive, send)
+                return
+        if principal is None or principal.kind != "apikey":
+            answer = problem_response(
+                request,
+                401,
+                "unauthorized",
+                "Send a viewer API key as `Authorization: Bearer KEY` (or set "
+                "ADESYNC_METRICS_AUTH=none, or serve the metrics with --metrics-port).",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        elif not principal.role.allows(Role.VIEWER):
+            answer = problem_response(
+                request, 403, "forbidden", f"The {principal.role.value} role may not read metrics."
+            )
+        else:
+            await self.app(scope, receive, send)
+            return
+        await answer(scope, receive, send)
 
 
 class AsgiEndpoint:
@@ -271,10 +324,18 @@ def create_app(
 
         # The database is opened by the lifespan, so the metrics app looks it up per request.
         metrics_app = prometheus_app(lambda: app.state.web.db)
+    if settings.metrics_auth == "viewer":
+        metrics_app = ViewerKeyOnly(metrics_app)
     # A route, not a mount: Prometheus scrapes /metrics exactly (a mount redirects to /metrics/).
     app.router.routes.append(Route("/metrics", AsgiEndpoint(metrics_app), include_in_schema=False))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(ReadRequests)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(
+        SameOriginWrites,
+        public_origin=settings.public_url,
+        session_cookie=Cookies(secure=settings.https).name(SESSION),
+        api_prefix=API_PREFIX,
+    )
+    app.add_middleware(SecurityHeaders, https=settings.https)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     return app

@@ -2,37 +2,30 @@
 and whether their role allows the route.
 
 Routes declare what they need with ``Depends(require(Role.X))``. A cookie-authenticated
-request that changes something must carry the CSRF token (form field ``csrf_token`` on console
-forms, header ``X-CSRF-Token`` on API calls); API keys need none (browsers never send them on
-their own).
+request that changes something must carry the CSRF token of its session (form field
+``csrf_token`` on console forms, header ``X-CSRF-Token`` on API calls; :mod:`adesync.web.csrf`);
+API keys need none (browsers never send them on their own).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from adesync.web.accounts import lookup_api_key, touch_api_key
+from adesync.web.cookies import SESSION
+from adesync.web.csrf import csrf_valid
 from adesync.web.problems import Problem
 from adesync.web.roles import Role
 from adesync.web.sessions import resolve_session
 from adesync.web.state import web_state
 
-__all__ = [
-    "CSRF_COOKIE",
-    "SESSION_COOKIE",
-    "Principal",
-    "current_principal",
-    "require",
-]
+__all__ = ["Principal", "csrf_ok", "current_principal", "require"]
 
-SESSION_COOKIE = "adesync_session"
-CSRF_COOKIE = "adesync_csrf"
-LANG_COOKIE = "adesync_lang"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 KEY_TOUCH_INTERVAL = 60.0
 
@@ -43,6 +36,8 @@ class Principal:
     name: str
     role: Role
     session_id: str | None = None
+    # The session's CSRF secret (console users only).
+    csrf_secret: str | None = field(default=None, repr=False)
 
     @property
     def actor(self) -> str:
@@ -76,18 +71,23 @@ async def current_principal(request: Request) -> Principal | None:
             await touch_api_key(state.db, key.id)
         principal = Principal("apikey", key.name, key.role)
     else:
-        cookie = request.cookies.get(SESSION_COOKIE)
+        cookie = state.cookies.read(request, SESSION)
         session_id = state.signer.unsign(cookie) if cookie else None
         if session_id is not None:
-            user = await resolve_session(state.db, session_id)
-            if user is not None:
-                principal = Principal("user", user.name, user.role, session_id)
+            live = await resolve_session(state.db, session_id)
+            if live is not None:
+                user = live.user
+                principal = Principal("user", user.name, user.role, session_id, live.csrf_secret)
     request.state.principal = principal
     return principal
 
 
-def csrf_ok(request: Request, token: str | None) -> bool:
-    return web_state(request).signer.csrf_valid(request.cookies.get(CSRF_COOKIE), token)
+async def csrf_ok(request: Request, token: str | None) -> bool:
+    """Whether ``token`` is the caller's CSRF token: their session's when signed in, else
+    their sign-in form's."""
+    principal = await current_principal(request)
+    secret = principal.csrf_secret if principal is not None else None
+    return csrf_valid(request, secret, token)
 
 
 # Declares the scheme in the OpenAPI document; the header itself is read by current_principal.
@@ -119,7 +119,7 @@ def require(role: Role) -> Callable[..., Awaitable[Principal]]:
             principal.kind == "user"
             and request.method not in SAFE_METHODS
             and request.url.path.startswith("/api/")
-            and not csrf_ok(request, request.headers.get("x-csrf-token"))
+            and not csrf_valid(request, principal.csrf_secret, request.headers.get("x-csrf-token"))
         ):
             raise Problem(403, "csrf_failed", "The X-CSRF-Token header is missing or wrong.")
         return principal

@@ -6,6 +6,7 @@ itself (``terms_not_accepted``, ...); for those, ``type`` links the finding's he
 
 from __future__ import annotations
 
+import json
 from http import HTTPStatus
 from typing import Any
 
@@ -23,6 +24,7 @@ __all__ = [
     "Problem",
     "ProblemModel",
     "install_problem_handlers",
+    "problem_document",
     "problem_response",
 ]
 
@@ -96,6 +98,20 @@ class Problem(Exception):
 
 def problem_type(code: str) -> str:
     return f"/help/findings#{code}" if code in FINDING_CODES else "about:blank"
+
+
+def problem_document(status: int, code: str, detail: str, instance: str) -> bytes:
+    """A problem document's bytes, for the ASGI middleware that answer before any route."""
+    return json.dumps(
+        {
+            "type": problem_type(code),
+            "title": HTTPStatus(status).phrase,
+            "status": status,
+            "detail": detail,
+            "code": code,
+            "instance": instance,
+        }
+    ).encode()
 
 
 def problem_response(

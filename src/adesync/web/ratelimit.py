@@ -1,68 +1,95 @@
-"""Login rate limiting: failed sign-ins per name and per client address, in a sliding window.
+"""Console sign-in limiting, in the database so that every ``serve`` process shares the counts.
 
-Kept in memory of the one ``serve`` process: enough to make password guessing slow; several
-``serve`` processes each keep their own count.
+Per name, across every address: from the 6th failure within 15 minutes each answer waits
+2^(n-5) seconds (n counts this attempt), at most 60: guessing one user's password slows to one
+guess a minute, and that user still signs in (slowly), never locked out. Per address: 50
+failures within 15 minutes and the address is refused (429) until the oldest leaves the window.
+
+An attempt is written as a failure when it starts and removed when it succeeds, so attempts
+sent at once each count the ones before them, and the wait comes before the password is
+checked (an attacker cannot stop waiting once a wrong guess is known).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
-import time
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select
+
+from adesync.store.database import Database
+from adesync.store.tables_web import login_failures
+from adesync.store.types import utcnow
 
 __all__ = ["LoginLimiter"]
 
 
+@dataclass
 class LoginLimiter:
-    """At most ``per_name`` failures for one (address, name) and ``per_address`` failures from
-    one address within ``window`` seconds; past that, sign-in is refused until the oldest
-    failure leaves the window."""
+    """``free`` failures per name go unslowed; after them each waits ``2 ** (n - free)``
+    seconds up to ``max_wait``; ``per_address`` failures from one address within ``window``
+    refuse it. ``sleep`` is how a wait is spent (tests record it)."""
 
-    def __init__(
-        self,
-        *,
-        per_name: int = 5,
-        per_address: int = 20,
-        window: float = 900.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.per_name = per_name
-        self.per_address = per_address
-        self.window = window
-        self._clock = clock
-        self._failures: dict[tuple[str, str], deque[float]] = {}
+    free: int = 5
+    max_wait: float = 60.0
+    per_address: int = 50
+    window: timedelta = timedelta(minutes=15)
+    sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep)
 
-    def _recent(self, key: tuple[str, str]) -> deque[float]:
-        now = self._clock()
-        failures = self._failures.get(key)
-        if failures is None:
-            return deque()
-        while failures and failures[0] <= now - self.window:
-            failures.popleft()
-        if not failures:
-            del self._failures[key]
-        return failures
+    def wait_for(self, failures: int) -> float:
+        """Seconds an attempt waits when it would be the ``failures``-th failure of its name."""
+        if failures <= self.free:
+            return 0.0
+        return min(self.max_wait, 2.0 ** min(failures - self.free, 32))
 
-    def retry_after(self, address: str, name: str) -> int:
-        """Seconds until a sign-in may be tried again (0 = now)."""
-        waits = []
-        for key, limit in (
-            ((address, name.lower()), self.per_name),
-            ((address, ""), self.per_address),
-        ):
-            failures = self._recent(key)
-            if len(failures) >= limit:
-                waits.append(failures[len(failures) - limit] + self.window - self._clock())
-        return max(0, math.ceil(max(waits))) if waits else 0
+    async def admit(self, db: Database, address: str, name: str) -> int:
+        """Start a sign-in attempt: 0 once it may check the password (after its wait), else
+        the seconds until ``address`` may try again (the attempt is then not counted)."""
+        now = utcnow()
+        cutoff = now - self.window
+        async with db.write() as session:
+            await session.execute(delete(login_failures).where(login_failures.c.at <= cutoff))
+            oldest_counted: datetime | None = (
+                await session.execute(
+                    select(login_failures.c.at)
+                    .where(login_failures.c.address == address[:64])
+                    .where(login_failures.c.at > cutoff)
+                    .order_by(login_failures.c.at.desc())
+                    .offset(self.per_address - 1)
+                    .limit(1)
+                )
+            ).scalar()
+            if oldest_counted is not None:
+                left = (oldest_counted + self.window - now).total_seconds()
+                return max(1, math.ceil(left))
+            await session.execute(
+                login_failures.insert().values(name=_key(name), address=address[:64], at=now)
+            )
+            failures = (
+                await session.execute(
+                    select(func.count())
+                    .select_from(login_failures)
+                    .where(login_failures.c.name == _key(name))
+                    .where(login_failures.c.at > cutoff)
+                )
+            ).scalar_one()
+        wait = self.wait_for(failures)
+        if wait > 0:
+            await self.sleep(wait)
+        return 0
 
-    def failed(self, address: str, name: str) -> None:
-        now = self._clock()
-        for key in ((address, name.lower()), (address, "")):
-            self._failures.setdefault(key, deque()).append(now)
-        if len(self._failures) > 100_000:  # forget the oldest addresses rather than grow forever
-            for stale in list(self._failures)[:50_000]:
-                del self._failures[stale]
+    async def succeeded(self, db: Database, address: str, name: str) -> None:
+        """The attempt from ``address`` was right: forget the name's failures from there."""
+        async with db.write() as session:
+            await session.execute(
+                delete(login_failures)
+                .where(login_failures.c.name == _key(name))
+                .where(login_failures.c.address == address[:64])
+            )
 
-    def succeeded(self, address: str, name: str) -> None:
-        self._failures.pop((address, name.lower()), None)
+
+def _key(name: str) -> str:
+    return name.lower()[:64]

@@ -1,4 +1,5 @@
-"""Running the web app: the in-process scheduler hook and uvicorn on one port."""
+"""Running the web app: the in-process scheduler hook, uvicorn's configuration, and uvicorn on
+one port."""
 
 from __future__ import annotations
 
@@ -8,16 +9,39 @@ import os
 import socket
 import sys
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 from uvicorn.supervisors import Multiprocess
 
+from adesync.config import Settings
 from adesync.longlived import freeze_startup_objects
 from adesync.web.app import Hook
 from adesync.web.state import WebState
 
-__all__ = ["scheduler_hook", "serve_app", "serve_workers", "serving_hooks", "settle"]
+__all__ = [
+    "metrics_hook",
+    "scheduler_hook",
+    "serve_app",
+    "serve_workers",
+    "serving_hooks",
+    "settle",
+    "uvicorn_config",
+]
+
+
+def uvicorn_config(app: FastAPI | str, settings: Settings, **options: Any) -> uvicorn.Config:
+    """uvicorn's configuration for serving adesync: ``X-Forwarded-For`` and
+    ``X-Forwarded-Proto`` are believed only from the proxies ``ADESYNC_FORWARDED_ALLOW_IPS``
+    names (none by default, not even 127.0.0.1: uvicorn's own default would trust it)."""
+    trusted = settings.forwarded_allow_ips
+    return uvicorn.Config(
+        app,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or None,
+        **options,
+    )
 
 
 def scheduler_hook(concurrency: int = 4) -> Hook:
@@ -50,10 +74,24 @@ def scheduler_hook(concurrency: int = 4) -> Hook:
     return start
 
 
-def serving_hooks(scheduler_concurrency: int) -> list[Hook]:
-    """The start hooks of a ``serve`` process: its scheduler (none if 0), then ``settle``."""
+def metrics_hook(port: int, host: str) -> Hook:
+    """Serve the metrics without authentication on ``host:port`` (``serve --metrics-port``),
+    stopped at shutdown."""
+
+    async def start(state: WebState) -> Callable[[], Awaitable[None]]:
+        from adesync.wiring import start_metrics_server
+
+        return start_metrics_server(state.db, port, host).aclose
+
+    return start
+
+
+def serving_hooks(scheduler_concurrency: int, metrics: tuple[str, int] | None = None) -> list[Hook]:
+    """The start hooks of a ``serve`` process: its scheduler (none if 0), the metrics port
+    (``(host, port)``, if any), then ``settle``."""
     scheduler = [scheduler_hook(scheduler_concurrency)] if scheduler_concurrency > 0 else []
-    return [*scheduler, settle]
+    metrics_port = [metrics_hook(metrics[1], metrics[0])] if metrics is not None else []
+    return [*scheduler, *metrics_port, settle]
 
 
 async def settle(_state: WebState) -> None:
@@ -68,9 +106,11 @@ async def settle(_state: WebState) -> None:
     freeze_startup_objects()
 
 
-def serve_app(app: FastAPI, listener: socket.socket, log_level: str = "info") -> None:
+def serve_app(
+    app: FastAPI, settings: Settings, listener: socket.socket, log_level: str = "info"
+) -> None:
     """Serve ``app`` on ``listener`` (``workers.listening_socket``) until Ctrl-C or SIGTERM."""
-    config = uvicorn.Config(app, log_level=log_level, proxy_headers=True)
+    config = uvicorn_config(app, settings, log_level=log_level)
     uvicorn.Server(config).run(sockets=[listener])
 
 
@@ -90,16 +130,18 @@ def app_from_environment() -> FastAPI:
     return create_app(load_settings(), on_start=serving_hooks(concurrency))
 
 
-def serve_workers(listener: socket.socket, workers: int, log_level: str = "info") -> None:
+def serve_workers(
+    settings: Settings, listener: socket.socket, workers: int, log_level: str = "info"
+) -> None:
     """Serve with ``workers`` processes on ``listener``'s port. On Linux the supervisor accepts
     the connections and hands them to the workers in turn (:mod:`adesync.web.workers`);
     elsewhere uvicorn's own supervisor shares the listening socket."""
-    config = uvicorn.Config(
+    config = uvicorn_config(
         "adesync.web.runner:app_from_environment",
+        settings,
         factory=True,
         workers=workers,
         log_level=log_level,
-        proxy_headers=True,
     )
     if sys.platform != "linux":
         Multiprocess(config, sockets=[listener]).run()

@@ -10,6 +10,7 @@ from fastapi import Request
 from adesync.config import Settings
 from adesync.store.database import Database
 from adesync.store.secrets import SecretBox
+from adesync.web.cookies import Cookies
 from adesync.web.counts import CountCache
 from adesync.web.i18n import Catalogues
 from adesync.web.ratelimit import LoginLimiter
@@ -33,6 +34,11 @@ class WebState:
     sync: Any = None
     # Device counts of the token list, reused for a few seconds.
     counts: CountCache = field(default_factory=lambda: CountCache())
+    # The cookies' names and flags, from the settings.
+    cookies: Cookies = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.cookies = Cookies(secure=self.settings.https)
 
     def tokens_changed(self) -> None:
         """Forget cached device counts after this process changed a token."""

@@ -46,9 +46,12 @@ class PortUnavailable(AdesyncError):
     code = "port_unavailable"
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
+def listening_socket(
+    host: str, port: int, *, flags: tuple[str, str] = ("--host", "--port")
+) -> socket.socket:
     """A non-blocking listening socket on ``host:port`` (0: any free port), for ``serve`` (one
-    process, or the supervisor of several) and ``demo``; bound before anything is printed."""
+    process, or the supervisor of several) and ``demo``; bound before anything is printed.
+    ``flags`` are the options that set the host and port, named in the error."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -59,9 +62,11 @@ def listening_socket(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
-            message = f"Port {port} on {host} is in use; pass another one with --port."
+            message = f"Port {port} on {host} is in use; pass another one with {flags[1]}."
         else:
-            message = f"Cannot listen on {host}:{port} ({exc.strerror}); check --host and --port."
+            message = (
+                f"Cannot listen on {host}:{port} ({exc.strerror}); check {flags[0]} and {flags[1]}."
+            )
         raise PortUnavailable(message) from None
     return sock
 

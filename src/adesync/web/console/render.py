@@ -4,7 +4,6 @@ flash messages, and redirects that only ever go to a local path."""
 from __future__ import annotations
 
 import json
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +11,10 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from adesync.web.auth import CSRF_COOKIE, LANG_COOKIE, Principal, current_principal
+from adesync.web.auth import Principal, current_principal
 from adesync.web.console.views import alert_banner, days_left, expiry_cell
+from adesync.web.cookies import FLASH, LANG
+from adesync.web.csrf import form_token, issue_presession
 from adesync.web.health_view import alert_tokens
 from adesync.web.i18n import LANGUAGE_NAMES, LANGUAGES, Translator, pick_language
 from adesync.web.state import web_state
@@ -44,13 +45,10 @@ def compile_templates() -> None:
         TEMPLATES.env.get_template(name)
 
 
-FLASH_COOKIE = "adesync_flash"
-
-
 def translator(request: Request) -> Translator:
     state = web_state(request)
     lang = pick_language(
-        request.cookies.get(LANG_COOKIE),
+        state.cookies.read(request, LANG),
         state.settings.lang,
         request.headers.get("accept-language"),
     )
@@ -64,37 +62,11 @@ def local_path(value: str | None, default: str = "/tokens") -> str:
     return value
 
 
-def _secure(request: Request) -> bool:
-    return request.url.scheme == "https"
-
-
-def csrf_nonce(request: Request) -> tuple[str, bool]:
-    """The CSRF cookie's nonce, and whether it is new (to be set on the answer)."""
-    nonce = request.cookies.get(CSRF_COOKIE)
-    if nonce and 16 <= len(nonce) <= 64:
-        return nonce, False
-    cached = getattr(request.state, "new_csrf", None)
-    if isinstance(cached, str):
-        return cached, True
-    nonce = secrets.token_urlsafe(24)
-    request.state.new_csrf = nonce
-    return nonce, True
-
-
-def set_csrf_cookie(request: Request, response: Response) -> None:
-    nonce, new = csrf_nonce(request)
-    if new:
-        response.set_cookie(
-            CSRF_COOKIE, nonce, httponly=True, samesite="strict", secure=_secure(request)
-        )
-
-
 def flash(request: Request, response: Response, kind: str, text: str) -> None:
     """A one-time message shown on the next page (signed, so only adesync writes it)."""
-    signed = web_state(request).signer.sign(json.dumps({"kind": kind, "text": text}))
-    response.set_cookie(
-        FLASH_COOKIE, signed, httponly=True, samesite="strict", secure=_secure(request)
-    )
+    state = web_state(request)
+    signed = state.signer.sign(json.dumps({"kind": kind, "text": text}))
+    state.cookies.set(response, FLASH, signed)
 
 
 def flash_redirect(request: Request, path: str, kind: str, text: str) -> Response:
@@ -105,7 +77,7 @@ def flash_redirect(request: Request, path: str, kind: str, text: str) -> Respons
 
 
 def _take_flash(request: Request) -> dict[str, str] | None:
-    raw = request.cookies.get(FLASH_COOKIE)
+    raw = web_state(request).cookies.read(request, FLASH)
     if not raw:
         return None
     value = web_state(request).signer.unsign(raw)
@@ -132,14 +104,13 @@ async def render(
 ) -> Response:
     t = translator(request)
     principal: Principal | None = await current_principal(request)
-    nonce, _new = csrf_nonce(request)
     state = web_state(request)
     page: dict[str, Any] = {
         "t": t,
         "lang": t.lang,
         "languages": [(code, LANGUAGE_NAMES[code]) for code in LANGUAGES],
         "principal": principal,
-        "csrf_token": state.signer.csrf_token(nonce),
+        "csrf_token": form_token(request, principal.csrf_secret if principal else None),
         "alert": alert_banner(*await alert_tokens(state), t) if principal is not None else None,
         "active": active,
         "flash": _take_flash(request),
@@ -150,7 +121,7 @@ async def render(
     }
     page.update(context or {})
     response = TEMPLATES.TemplateResponse(request, template, page, status_code=status)
-    set_csrf_cookie(request, response)
-    if request.cookies.get(FLASH_COOKIE):
-        response.delete_cookie(FLASH_COOKIE)
+    issue_presession(request, response)
+    if state.cookies.read(request, FLASH):
+        state.cookies.delete(response, FLASH)
     return response

@@ -18,13 +18,7 @@ from adesync.services import tokens as token_service
 from adesync.web import accounts, actions
 from adesync.web.api.common import MAX_ID, client_address
 from adesync.web.audit import list_entries
-from adesync.web.auth import (
-    LANG_COOKIE,
-    SESSION_COOKIE,
-    Principal,
-    csrf_ok,
-    current_principal,
-)
+from adesync.web.auth import Principal, csrf_ok, current_principal
 from adesync.web.charts import RunBar, expiry_chart, runs_chart
 from adesync.web.console.render import (
     TEMPLATES,
@@ -36,6 +30,7 @@ from adesync.web.console.render import (
     translator,
 )
 from adesync.web.console.views import token_list
+from adesync.web.cookies import LANG, PRESESSION, SESSION
 from adesync.web.health_view import health_report
 from adesync.web.i18n import LANGUAGES
 from adesync.web.roles import Role
@@ -79,7 +74,7 @@ async def signed_in(request: Request, role: Role = Role.VIEWER) -> Principal:
 async def form_with_csrf(request: Request) -> FormData:
     form = await request.form()
     token = form.get("csrf_token")
-    if not isinstance(token, str) or not csrf_ok(request, token):
+    if not isinstance(token, str) or not await csrf_ok(request, token):
         raise Forbidden()
     return form
 
@@ -130,7 +125,7 @@ async def login(request: Request) -> Response:
     t = translator(request)
     next_path = local_path(str(form.get("next") or "/tokens"))
     token = form.get("csrf_token")
-    if not isinstance(token, str) or not csrf_ok(request, token):
+    if not isinstance(token, str) or not await csrf_ok(request, token):
         return await render(
             request, "login.html", {"next": next_path, "error": t("login.expired")}, status=403
         )
@@ -138,7 +133,7 @@ async def login(request: Request) -> Response:
     password = str(form.get("password") or "")[:1024]
     state = web_state(request)
     address = client_address(request) or "unknown"
-    wait = state.limiter.retry_after(address, name)
+    wait = await state.limiter.admit(state.db, address, name)
     if wait > 0:
         response = await render(
             request,
@@ -150,21 +145,20 @@ async def login(request: Request) -> Response:
         return response
     user = await accounts.authenticate(state.db, name, password) if name and password else None
     if user is None:
-        state.limiter.failed(address, name)
         return await render(
             request, "login.html", {"next": next_path, "error": t("login.failed")}, status=401
         )
-    state.limiter.succeeded(address, name)
+    await state.limiter.succeeded(state.db, address, name)
+    # A new session, so a new CSRF secret; the sign-in form's secret is done with.
     session_id = await start_session(state.db, user)
     response = redirect(request, next_path)
-    response.set_cookie(
-        SESSION_COOKIE,
+    state.cookies.set(
+        response,
+        SESSION,
         state.signer.sign(session_id),
         max_age=int(SESSION_LIFETIME.total_seconds()),
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
     )
+    state.cookies.delete(response, PRESESSION)
     return response
 
 
@@ -172,10 +166,11 @@ async def login(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     await form_with_csrf(request)
     principal = await current_principal(request)
+    state = web_state(request)
     if principal is not None and principal.session_id is not None:
-        await end_session(web_state(request).db, principal.session_id)
+        await end_session(state.db, principal.session_id)
     response = redirect(request, "/login")
-    response.delete_cookie(SESSION_COOKIE)
+    state.cookies.delete(response, SESSION)
     return response
 
 
@@ -185,9 +180,7 @@ async def set_language(request: Request) -> Response:
     lang = str(form.get("lang") or "en")
     response = redirect(request, str(form.get("next") or "/tokens"))
     if lang in LANGUAGES:
-        response.set_cookie(
-            LANG_COOKIE, lang, max_age=365 * 86400, httponly=True, samesite="strict"
-        )
+        web_state(request).cookies.set(response, LANG, lang, max_age=365 * 86400)
     return response
 
 
