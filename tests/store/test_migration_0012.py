@@ -22,7 +22,7 @@ async def test_upgrade_ends_old_sessions_and_downgrade_removes_what_it_added(
 ) -> None:
     when = datetime(2026, 12, 1, 12, 0)
     try:
-        await run_alembic(db, command.downgrade, "0010")
+        await run_alembic(db, command.downgrade, "0011")
         async with db.engine.begin() as conn:
             assert "login_failures" not in await conn.run_sync(_tables)
             await conn.execute(
@@ -44,7 +44,7 @@ async def test_upgrade_ends_old_sessions_and_downgrade_removes_what_it_added(
             assert "login_failures" in await conn.run_sync(_tables)
             sessions = (await conn.execute(text("SELECT count(*) FROM web_sessions"))).scalar()
             assert sessions == 0
-        await run_alembic(db, command.downgrade, "0010")
+        await run_alembic(db, command.downgrade, "0011")
         async with db.engine.connect() as conn:
             assert "login_failures" not in await conn.run_sync(_tables)
     finally:

@@ -6,7 +6,7 @@ the old scheme (which have none) are ended: everyone signs in again once. Failed
 from each process's memory to ``login_failures`` so that every serve process counts them.
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from alembic import op
 from adesync.store.types import UTCDateTime
 
 revision = "0012"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
