@@ -43,9 +43,9 @@ def serve(
             from adesync.web.runner import WORKER_SCHEDULER_ENV, serve_workers
 
             os.environ[WORKER_SCHEDULER_ENV] = "0" if no_scheduler else str(concurrency)
-            serve_workers(listener, workers, settings.log_level.lower())
+            serve_workers(listener, workers, settings)
             return
         app = create_app(settings, on_start=serving_hooks(0 if no_scheduler else concurrency))
-        serve_app(app, listener, settings.log_level.lower())
+        serve_app(app, listener, settings)
     finally:
         listener.close()
