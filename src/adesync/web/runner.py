@@ -17,7 +17,7 @@ from uvicorn.supervisors import Multiprocess
 from adesync.config import Settings
 from adesync.longlived import freeze_startup_objects
 from adesync.web.app import Hook
-from adesync.web.serving import HeaderTimeout
+from adesync.web.serving import HeadLimits
 from adesync.web.state import WebState
 
 __all__ = [
@@ -27,7 +27,7 @@ __all__ = [
     "serving_config",
     "serving_hooks",
     "settle",
-    "with_header_timeout",
+    "with_head_limits",
 ]
 
 
@@ -83,12 +83,12 @@ def serving_config(
     app: ASGIApp | str, settings: Settings, log_level: str | None = None, **options: Any
 ) -> uvicorn.Config:
     """uvicorn's settings for serving ``app`` (an app, or the import string of a factory
-    with ``factory=True``) with the serving limits of ``settings``: a request's line and
-    headers over ``header_max_bytes`` are answered 400 and the connection closed (h11), a
-    process holding ``limit_concurrency`` connections or requests answers 503, and the head
-    deadline comes from the loop (``adesync.web.serving``) and ``HeaderTimeout``, which
-    ``with_header_timeout`` puts around the app. The log level is the settings' unless
-    ``log_level`` says otherwise."""
+    with ``factory=True``) with the serving limits of ``settings``: h11 answers 400 and closes
+    the connection when a request's line and headers pass ``header_max_bytes`` before they
+    end (so a huge header is never read whole), a process holding ``limit_concurrency``
+    connections or requests answers 503, and the loop (``adesync.web.serving``) keeps the
+    head deadline with ``HeadLimits``, which ``with_head_limits`` puts around the app. The
+    log level is the settings' unless ``log_level`` says otherwise."""
     return uvicorn.Config(
         app,
         log_level=log_level or settings.log_level.lower(),
@@ -101,15 +101,15 @@ def serving_config(
     )
 
 
-def with_header_timeout(app: ASGIApp, settings: Settings) -> ASGIApp:
-    """``app`` with the head deadline of ``settings`` (``header_timeout_seconds``)."""
-    return HeaderTimeout(app, settings.header_timeout_seconds)
+def with_head_limits(app: ASGIApp, settings: Settings) -> ASGIApp:
+    """``app`` with the head limits of ``settings``: its size and its deadline."""
+    return HeadLimits(app, settings.header_max_bytes, settings.header_timeout_seconds)
 
 
 def serve_app(app: ASGIApp, listener: socket.socket, settings: Settings) -> None:
     """Serve ``app`` on ``listener`` (``workers.listening_socket``) with the serving limits of
     ``settings`` until Ctrl-C or SIGTERM."""
-    config = serving_config(with_header_timeout(app, settings), settings)
+    config = serving_config(with_head_limits(app, settings), settings)
     uvicorn.Server(config).run(sockets=[listener])
 
 
@@ -128,7 +128,7 @@ def app_from_environment() -> ASGIApp:
     install()
     concurrency = int(os.environ.get(WORKER_SCHEDULER_ENV, "0"))
     settings = load_settings()
-    return with_header_timeout(create_app(settings, on_start=serving_hooks(concurrency)), settings)
+    return with_head_limits(create_app(settings, on_start=serving_hooks(concurrency)), settings)
 
 
 def serve_workers(listener: socket.socket, workers: int, settings: Settings) -> None:

@@ -1,5 +1,7 @@
 """The serving limits of ``adesync serve`` that uvicorn's settings do not give: a deadline for
-each request's head (request line and headers).
+each request's head (request line and headers), and its size counted exactly (h11's limit,
+``h11_max_incomplete_event_size``, applies only while a head has not ended: one that ends in
+the same read as it passes the limit is parsed whole).
 
 uvicorn's ``timeout_keep_alive`` only closes a connection that stays idle after an answer; a
 new connection, or one that sends a byte now and then, may take forever over its headers
@@ -8,7 +10,7 @@ new connection, or one that sends a byte now and then, may take forever over its
 - ``HeadDeadline`` wraps the HTTP protocol of each connection (through the event loop that
   uvicorn's ``loop`` setting names, ``new_event_loop``): it starts the clock when the connection
   opens, and closes the connection when the clock runs out.
-- ``HeaderTimeout``, an ASGI middleware, stops the clock when a request reaches the app (its
+- ``HeadLimits``, an ASGI middleware, stops the clock when a request reaches the app (its
   head is complete) and starts it again when the app has answered. It finds its connection in
   a context variable that ``HeadDeadline`` sets while uvicorn parses the bytes it received: the
   request's task is created there, and a task copies the context it was created in.
@@ -24,14 +26,17 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
+import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from adesync.web.problems import PROBLEM_JSON
 
 try:  # uvicorn's "auto" loop too: uvloop where it is installed
     import uvloop
 except ImportError:  # pragma: no cover
     uvloop = None  # type: ignore[assignment]
 
-__all__ = ["HeadDeadline", "HeaderTimeout", "new_event_loop"]
+__all__ = ["HeadDeadline", "HeadLimits", "head_bytes", "new_event_loop"]
 
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
 
@@ -95,33 +100,73 @@ class HeadDeadline(asyncio.Protocol):
             self.transport.close()
 
 
-class HeaderTimeout:
-    """ASGI middleware: tells the serving loop how long a request's head may take (at
-    start-up), and keeps its connection's clock stopped while a request is in the app."""
+class HeadLimits:
+    """ASGI middleware for the limits of a request's head. A request whose line and headers
+    pass ``max_bytes`` is answered 431 and its connection closed (h11 refuses one that has
+    not ended by then with 400, before it is read whole; this catches one whose end came in
+    the same read). At start-up it tells the serving loop how long a head may take
+    (``timeout_seconds``); while a request is in the app, its connection's clock is stopped."""
 
-    def __init__(self, app: ASGIApp, seconds: float) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_seconds: float) -> None:
         self.app = app
-        self.seconds = seconds
+        self.max_bytes = max_bytes
+        self.timeout_seconds = timeout_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             loop = asyncio.get_running_loop()
             if isinstance(loop, DeadlineLoop):
-                loop.header_timeout = self.seconds
-        connection = _CONNECTION.get() if scope["type"] == "http" else None
-        if connection is None:
+                loop.header_timeout = self.timeout_seconds
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        connection.head_received()
+        connection = _CONNECTION.get()
+        if connection is not None:
+            connection.head_received()
         try:
-            await self.app(scope, receive, send)
+            if head_bytes(scope) > self.max_bytes:
+                await self.refuse(send)
+            else:
+                await self.app(scope, receive, send)
         finally:
-            connection.await_head()
+            if connection is not None:
+                connection.await_head()
+
+    async def refuse(self, send: Send) -> None:
+        body = orjson.dumps(
+            {
+                "type": "about:blank",
+                "title": "Request Header Fields Too Large",
+                "status": 431,
+                "detail": f"The request line and headers are over the {self.max_bytes} byte limit.",
+                "code": "headers_too_large",
+            }
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 431,
+                "headers": [
+                    (b"content-type", PROBLEM_JSON.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def head_bytes(scope: Scope) -> int:
+    """About how many bytes the request line and headers of ``scope`` took on the wire."""
+    line = len(scope["method"]) + len(scope.get("raw_path") or b"") + 11  # " " " HTTP/1.1\r\n"
+    query = len(scope.get("query_string") or b"")
+    line += query + 1 if query else 0
+    return line + sum(len(name) + len(value) + 4 for name, value in scope["headers"]) + 2
 
 
 class DeadlineLoop:
     """What the serving event loops add: each HTTP connection they serve is wrapped in a
-    ``HeadDeadline`` with the loop's ``header_timeout`` (set by ``HeaderTimeout``)."""
+    ``HeadDeadline`` with the loop's ``header_timeout`` (set by ``HeadLimits``)."""
 
     header_timeout: float | None = None
 
