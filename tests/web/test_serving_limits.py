@@ -57,9 +57,12 @@ def _answer(connection: socket.socket) -> bytes:
     return answer
 
 
-def _get(connection: socket.socket, path: str = "/healthz") -> int:
-    """The status of one GET on a keep-alive connection (its body read whole)."""
-    connection.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+def _get(connection: socket.socket, path: str = "/healthz", head: bytes | None = None) -> int:
+    """The status of one GET on a keep-alive connection (its body read whole); ``head``: what
+    to send instead of the request line and headers (ended here by an empty line)."""
+    if head is None:
+        head = f"GET {path} HTTP/1.1\r\nHost: t\r\n".encode()
+    connection.sendall(head + b"\r\n")
     answer = b""
     while b"\r\n\r\n" not in answer:
         chunk = connection.recv(4096)
@@ -142,6 +145,12 @@ def test_a_17_kib_header_is_refused_and_the_connection_closed(served: Served) ->
     assert waited < HEADER_TIMEOUT / 2, waited
     with served.connect() as connection:  # and serves on
         assert _get(connection) == 200
+
+
+def test_a_15_kib_header_is_served(served: Served) -> None:
+    head = b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 15 * 1024 + b"\r\n"
+    with served.connect() as connection:
+        assert _get(connection, head=head) == 200
 
 
 def test_a_huge_header_is_refused_early_and_the_server_does_not_grow(served: Served) -> None:
