@@ -99,6 +99,12 @@ class Settings(BaseSettings):
     public_url: str | None = None
     forwarded_allow_ips: str = ""
     metrics_auth: MetricsAuth = "viewer"
+    # Serving limits of `adesync serve` (per serve process; see the README's "Deploying
+    # safely"): the request line and headers of one request, how long they may take to
+    # arrive, and the connections and requests served at once (more are answered 503).
+    header_max_bytes: int = Field(default=16 * 1024, ge=1024)
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    limit_concurrency: int = Field(default=200, ge=2)
 
     @field_validator("home", mode="after")
     @classmethod

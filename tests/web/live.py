@@ -17,7 +17,7 @@ from fastapi import FastAPI
 
 from adesync.config import Settings
 from adesync.simulator import Simulator, run_in_thread
-from adesync.web.runner import uvicorn_config
+from adesync.web.runner import serving_config, with_head_limits
 
 T = TypeVar("T")
 
@@ -57,7 +57,7 @@ def serving(app: FastAPI, settings: Settings) -> Iterator[str]:
     sock = socket.socket()
     try:
         sock.bind(("127.0.0.1", 0))
-        config = uvicorn_config(app, settings, log_level="warning")
+        config = serving_config(with_head_limits(app, settings), settings, "warning")
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()

@@ -25,7 +25,7 @@ def demo(
     from adesync.simulator import Simulator, run_in_thread
     from adesync.web.app import create_app
     from adesync.web.demo import add_stub_endpoint, prepare_home, seed
-    from adesync.web.runner import serving_hooks, uvicorn_config
+    from adesync.web.runner import serving_config, serving_hooks, with_head_limits
 
     folder = home.expanduser().resolve() if home else Path(tempfile.mkdtemp(prefix="adesync-demo-"))
     prepare_home(folder)
@@ -57,7 +57,8 @@ def demo(
         out.print(f"\nadesync demo console: {console_url}/login", highlight=False)
         out.print(f"sign in as: admin / {setup.password}", highlight=False, markup=False)
         out.print("Stop with Ctrl-C.", highlight=False)
-        uvicorn.Server(uvicorn_config(app, settings, log_level="warning")).run(sockets=[sock])
+        served = with_head_limits(app, settings)
+        uvicorn.Server(serving_config(served, settings, "warning")).run(sockets=[sock])
     finally:
         stop_sim()
         sock.close()

@@ -70,11 +70,11 @@ def serve(
             from adesync.web.runner import WORKER_SCHEDULER_ENV, serve_workers
 
             os.environ[WORKER_SCHEDULER_ENV] = "0" if no_scheduler else str(concurrency)
-            serve_workers(settings, listener, workers, settings.log_level.lower())
+            serve_workers(listener, workers, settings)
             return
         metrics = (metrics_host, metrics_port) if metrics_port is not None else None
         hooks = serving_hooks(0 if no_scheduler else concurrency, metrics)
         app = create_app(settings, on_start=hooks)
-        serve_app(app, settings, listener, settings.log_level.lower())
+        serve_app(app, listener, settings)
     finally:
         listener.close()

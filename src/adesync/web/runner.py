@@ -12,12 +12,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 from uvicorn.supervisors import Multiprocess
 
 from adesync.config import Settings
 from adesync.longlived import freeze_startup_objects
 from adesync.web.app import Hook
+from adesync.web.serving import HeadLimits
 from adesync.web.state import WebState
 
 __all__ = [
@@ -25,23 +26,11 @@ __all__ = [
     "scheduler_hook",
     "serve_app",
     "serve_workers",
+    "serving_config",
     "serving_hooks",
     "settle",
-    "uvicorn_config",
+    "with_head_limits",
 ]
-
-
-def uvicorn_config(app: FastAPI | str, settings: Settings, **options: Any) -> uvicorn.Config:
-    """uvicorn's configuration for serving adesync: ``X-Forwarded-For`` and
-    ``X-Forwarded-Proto`` are believed only from the proxies ``ADESYNC_FORWARDED_ALLOW_IPS``
-    names (none by default, not even 127.0.0.1: uvicorn's own default would trust it)."""
-    trusted = settings.forwarded_allow_ips
-    return uvicorn.Config(
-        app,
-        proxy_headers=bool(trusted),
-        forwarded_allow_ips=trusted or None,
-        **options,
-    )
 
 
 def scheduler_hook(concurrency: int = 4) -> Hook:
@@ -106,11 +95,47 @@ async def settle(_state: WebState) -> None:
     freeze_startup_objects()
 
 
-def serve_app(
-    app: FastAPI, settings: Settings, listener: socket.socket, log_level: str = "info"
-) -> None:
-    """Serve ``app`` on ``listener`` (``workers.listening_socket``) until Ctrl-C or SIGTERM."""
-    config = uvicorn_config(app, settings, log_level=log_level)
+# The serving limits (``ADESYNC_HEADER_MAX_BYTES``, ``_HEADER_TIMEOUT_SECONDS``,
+# ``_LIMIT_CONCURRENCY``) need h11: httptools takes headers of any size, as slowly as they come.
+HTTP_PARSER = "h11"
+SERVING_LOOP = "adesync.web.serving:new_event_loop"
+
+
+def serving_config(
+    app: ASGIApp | str, settings: Settings, log_level: str | None = None, **options: Any
+) -> uvicorn.Config:
+    """uvicorn's settings for serving ``app`` (an app, or the import string of a factory
+    with ``factory=True``) with the serving limits of ``settings``: h11 answers 400 and closes
+    the connection when a request's line and headers pass ``header_max_bytes`` before they
+    end (so a huge header is never read whole), a process holding ``limit_concurrency``
+    connections or requests answers 503, and the loop (``adesync.web.serving``) keeps the
+    head deadline with ``HeadLimits``, which ``with_head_limits`` puts around the app. The
+    log level is the settings' unless ``log_level`` says otherwise."""
+    return uvicorn.Config(
+        app,
+        log_level=log_level or settings.log_level.lower(),
+        # X-Forwarded-For and -Proto are believed only from the proxies
+        # ADESYNC_FORWARDED_ALLOW_IPS names (none by default, not even 127.0.0.1: uvicorn's
+        # own default would trust it).
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
+        http=HTTP_PARSER,
+        loop=SERVING_LOOP,
+        h11_max_incomplete_event_size=settings.header_max_bytes,
+        limit_concurrency=settings.limit_concurrency,
+        **options,
+    )
+
+
+def with_head_limits(app: ASGIApp, settings: Settings) -> ASGIApp:
+    """``app`` with the head limits of ``settings``: its size and its deadline."""
+    return HeadLimits(app, settings.header_max_bytes, settings.header_timeout_seconds)
+
+
+def serve_app(app: ASGIApp, listener: socket.socket, settings: Settings) -> None:
+    """Serve ``app`` on ``listener`` (``workers.listening_socket``) with the serving limits of
+    ``settings`` until Ctrl-C or SIGTERM."""
+    config = serving_config(with_head_limits(app, settings), settings)
     uvicorn.Server(config).run(sockets=[listener])
 
 
@@ -118,30 +143,28 @@ def serve_app(
 WORKER_SCHEDULER_ENV = "ADESYNC_SERVE_SCHEDULER_CONCURRENCY"
 
 
-def app_from_environment() -> FastAPI:
-    """The app of one ``serve --workers N`` process, from the ADESYNC_* settings; each process
-    runs a scheduler too unless ``--no-scheduler`` (leases keep them from syncing a token twice)."""
+def app_from_environment() -> ASGIApp:
+    """The app of one ``serve --workers N`` process, from the ADESYNC_* settings, with their
+    head deadline; each process runs a scheduler too unless ``--no-scheduler`` (leases keep
+    them from syncing a token twice)."""
     from adesync.config import load_settings
     from adesync.web.app import create_app
     from adesync.wiring import install
 
     install()
     concurrency = int(os.environ.get(WORKER_SCHEDULER_ENV, "0"))
-    return create_app(load_settings(), on_start=serving_hooks(concurrency))
+    settings = load_settings()
+    return with_head_limits(create_app(settings, on_start=serving_hooks(concurrency)), settings)
 
 
-def serve_workers(
-    settings: Settings, listener: socket.socket, workers: int, log_level: str = "info"
-) -> None:
-    """Serve with ``workers`` processes on ``listener``'s port. On Linux the supervisor accepts
-    the connections and hands them to the workers in turn (:mod:`adesync.web.workers`);
-    elsewhere uvicorn's own supervisor shares the listening socket."""
-    config = uvicorn_config(
-        "adesync.web.runner:app_from_environment",
-        settings,
-        factory=True,
-        workers=workers,
-        log_level=log_level,
+def serve_workers(listener: socket.socket, workers: int, settings: Settings) -> None:
+    """Serve with ``workers`` processes on ``listener``'s port, each with the serving limits
+    of ``settings`` (which the workers read from the same ADESYNC_* variables). On Linux the
+    supervisor accepts the connections and hands them to the workers in turn
+    (:mod:`adesync.web.workers`); elsewhere uvicorn's own supervisor shares the listening
+    socket."""
+    config = serving_config(
+        "adesync.web.runner:app_from_environment", settings, factory=True, workers=workers
     )
     if sys.platform != "linux":
         Multiprocess(config, sockets=[listener]).run()
