@@ -1,11 +1,8 @@
-"""Calls adesync makes to other servers: what of a URL may be shown, and where a call may go.
+"""Where calls adesync makes to other servers may go.
 
-:func:`redact_url` is the one way a destination (a webhook, a token's Apple URL) appears in a
-message, a log line or a stored error: scheme, host and port, never userinfo, path or query
-(Slack and Teams keep their secret in the path). :class:`GuardedTransport` resolves the host of
-each request itself, asks a refusal rule about every address, and connects to the address it
-checked (TLS still verifies the name), so a name that resolves elsewhere on the next lookup
-cannot slip past the check.
+:class:`GuardedTransport` resolves the host of each request itself, asks a refusal rule about
+every address, and connects to the address it checked (TLS still verifies the name), so a name
+that resolves elsewhere on the next lookup cannot slip past the check.
 """
 
 from __future__ import annotations
@@ -13,11 +10,9 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import ipaddress
-import re
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -30,37 +25,15 @@ __all__ = [
     "dep_refusal",
     "literal_address",
     "probe_refusal",
-    "redact_url",
-    "redact_urls",
 ]
 
 APPLE_DEP_HOST = "mdmenrollment.apple.com"
-_URL_IN_TEXT = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>]+")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolve = Callable[[str, int], Awaitable[list[str]]]
 Refusal = Callable[[str, int, IPAddress], str | None]
 """``(host, port, address) -> why not`` (``None`` allows the connection)."""
-
-
-def redact_url(url: str) -> str:
-    """``url`` as ``scheme://host[:port]``: no userinfo, path, query or fragment."""
-    try:
-        parts = urlsplit(url.strip())
-        host = parts.hostname
-        port = parts.port
-    except ValueError:
-        return "(an invalid URL)"
-    if not parts.scheme or not host:
-        return "(an invalid URL)"
-    shown = f"[{host}]" if ":" in host else host
-    return f"{parts.scheme}://{shown}" + (f":{port}" if port is not None else "")
-
-
-def redact_urls(text: str) -> str:
-    """``text`` with every URL in it redacted by :func:`redact_url` (for stored sentences)."""
-    return _URL_IN_TEXT.sub(lambda match: redact_url(match.group(0)), text)
 
 
 def _plain(address: IPAddress) -> IPAddress:

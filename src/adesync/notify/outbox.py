@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adesync.outbound import redact_urls
+from adesync.redact import redact_urls
 from adesync.store.database import Database
 from adesync.store.tables_health import notify_outbox
 

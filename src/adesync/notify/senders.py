@@ -17,7 +17,7 @@ import httpx
 from adesync import __version__
 from adesync.notify.settings import NotifySettings
 from adesync.notify.signing import SIGNATURE_HEADER, signature_header
-from adesync.outbound import redact_url, redact_urls
+from adesync.redact import redact_url, redact_urls
 
 __all__ = ["DeliveryFailed", "post_signed", "send_email"]
 

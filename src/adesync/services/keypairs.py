@@ -21,6 +21,7 @@ from adesync.services.token_model import (
     DEFAULT_TOKEN_TYPE,
     TokenRow,
     check_name,
+    check_new_name,
 )
 from adesync.store import token_repo
 from adesync.store.database import Database
@@ -118,6 +119,8 @@ async def keypair_certificate(
     has_key = row is not None and (
         row["pending_private_key"] is not None or row["active_private_key"] is not None
     )
+    if row is None:
+        check_new_name(name)
     if new or not has_key:
         keypair = generate_keypair(name, now=now)
         stored = await _store_new_pending(

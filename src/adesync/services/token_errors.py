@@ -33,8 +33,8 @@ class TokenNameInvalid(AdesyncError):
 
     def __init__(self, name: str) -> None:
         super().__init__(
-            f"{name!r} is not a usable token name: use up to 100 letters, digits, '.', '_' or "
-            "'-', starting with a letter or digit.",
+            f"{name!r} is not a usable token name: use 1 to 64 ASCII letters, digits, '.', '_' "
+            "or '-', starting with a letter or digit.",
             data={"name": name},
         )
 

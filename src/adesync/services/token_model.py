@@ -15,7 +15,11 @@ from adesync.tokens import MAX_TOKEN_FILE_BYTES, TokenPayload
 DEFAULT_DEP_URL = "https://mdmenrollment.apple.com"
 TOKEN_TYPES = ("abm", "asm")
 DEFAULT_TOKEN_TYPE = TOKEN_TYPES[0]
+# Names rows may already have (looked up, listed, deleted), and the ASCII rule new names follow:
+# a name reaches file names, URLs and audit lines, where Unicode look-alikes, a trailing newline,
+# a leading '-' (a CLI flag) or '.'/'..' (a URL path step) would mislead or break.
 _NAME = re.compile(r"^\w[\w.-]{0,99}$")
+NEW_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 TokenDocument = dict[str, Any]
 # A row of the tokens table as SQLAlchemy returns it (keys are column names).
@@ -78,7 +82,16 @@ def token_document(row: TokenRow) -> TokenDocument:
 
 
 def check_name(name: str) -> str:
+    """``name`` as a token that may exist may be called (rows made before the ASCII rule too)."""
     if not _NAME.match(name):
+        raise TokenNameInvalid(name)
+    return name
+
+
+def check_new_name(name: str) -> str:
+    """``name`` for a new token: 1 to 64 ASCII letters, digits, '.', '_' or '-', starting with
+    a letter or digit."""
+    if not NEW_NAME.fullmatch(name):
         raise TokenNameInvalid(name)
     return name
 

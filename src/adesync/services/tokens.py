@@ -46,6 +46,7 @@ from adesync.services.token_model import (
     check_dep_url,
     check_file_size,
     check_name,
+    check_new_name,
     check_token_type,
     token_document,
 )
@@ -162,6 +163,7 @@ __all__ = [
     "check_dep_url",
     "check_file_size",
     "check_name",
+    "check_new_name",
     "check_token_type",
     "delete_token",
     "get_token_document",

@@ -69,7 +69,7 @@ async def create_token(
 ) -> tuple[token_service.TokenDocument, token_service.KeypairCertificate]:
     """A token waiting for its first ``.p7m`` (of ``token_type``, at Apple's ``dep_url`` or the
     default), and the certificate to upload to ABM/ASM."""
-    token_service.check_name(name)
+    token_service.check_new_name(name)
     token_service.check_token_type(token_type)
     url = token_service.check_dep_url(dep_url)
     if await token_service.token_exists(state.db, name):

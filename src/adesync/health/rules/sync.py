@@ -9,7 +9,7 @@ from sqlalchemy import func, or_, select
 from adesync.health.catalogue import Severity
 from adesync.health.model import Finding, Param, rule, stamp
 from adesync.health.rules.context import RuleContext, TokenFacts
-from adesync.outbound import redact_urls
+from adesync.redact import redact_urls
 from adesync.store.tables_health import notify_outbox
 from adesync.store.tables_sync import worker_heartbeats
 
