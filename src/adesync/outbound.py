@@ -22,6 +22,7 @@ __all__ = [
     "GuardedTransport",
     "IPAddress",
     "OutboundRefused",
+    "Refusal",
     "dep_refusal",
     "literal_address",
     "probe_refusal",
@@ -161,8 +162,13 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         url = request.url
         host = url.host
         port = url.port or _DEFAULT_PORTS.get(url.scheme, 443)
+        timeout = (request.extensions.get("timeout") or {}).get("connect")
         try:
-            found = await self.resolve(host, port)
+            found = await asyncio.wait_for(self.resolve(host, port), timeout)
+        except TimeoutError:
+            raise httpx.ConnectTimeout(
+                f"{host} was not resolved in time", request=request
+            ) from None
         except OSError as exc:
             raise httpx.ConnectError(
                 f"{host} could not be resolved: {exc}", request=request

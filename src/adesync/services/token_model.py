@@ -9,7 +9,14 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from adesync.services.token_errors import OptionInvalid, TokenFileInvalid, TokenNameInvalid
+from adesync.outbound import AllowedHosts, dep_refusal
+from adesync.redact import redact_url
+from adesync.services.token_errors import (
+    DepUrlNotAllowed,
+    OptionInvalid,
+    TokenFileInvalid,
+    TokenNameInvalid,
+)
 from adesync.tokens import MAX_TOKEN_FILE_BYTES, TokenPayload
 
 DEFAULT_DEP_URL = "https://mdmenrollment.apple.com"
@@ -96,13 +103,35 @@ def check_new_name(name: str) -> str:
     return name
 
 
-def check_dep_url(url: str | None, field: str = "dep_url") -> str:
-    """``url`` normalised (Apple's default if None); ``field`` names it in the error."""
+def check_dep_url(
+    url: str | None, field: str = "dep_url", *, policy: AllowedHosts | None = None
+) -> str:
+    """``url`` normalised (Apple's default if None); ``field`` names it in the error.
+
+    With a ``policy`` (the API and the console ask for ``ADESYNC_ALLOWED_DEP_HOSTS``), only
+    Apple's host or an allowed one, without userinfo, and no local or internal address the
+    policy does not name literally (DepUrlNotAllowed); without one (the CLI's ``--dep-url``,
+    the host administrator's own choice) any http(s) URL."""
     if url is None:
         return DEFAULT_DEP_URL
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("https", "http") or not parts.hostname or len(url) > 500:
-        raise OptionInvalid(field, url, f"an http(s) URL such as {DEFAULT_DEP_URL}")
+    expected = f"an http(s) URL such as {DEFAULT_DEP_URL}"
+    if len(url) > 500 or any(ord(c) < 32 or ord(c) == 127 for c in url) or not url.isascii():
+        raise OptionInvalid(field, url.encode("ascii", "replace").decode()[:100], expected)
+    try:
+        parts = urlsplit(url.strip())
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise OptionInvalid(field, url, expected) from None
+    if parts.scheme not in ("https", "http") or not host:
+        raise OptionInvalid(field, url, expected)
+    if policy is not None:
+        shown = redact_url(url)
+        if parts.username is not None or parts.password is not None:
+            raise DepUrlNotAllowed(shown, "it holds a user name or password")
+        default_port = 443 if parts.scheme == "https" else 80
+        reason = dep_refusal(policy, host, port or default_port, None)
+        if reason is not None:
+            raise DepUrlNotAllowed(shown, reason)
     return url.strip().rstrip("/")
 
 
