@@ -24,6 +24,7 @@ from adesync.enrollment.native import native_event
 from adesync.enrollment.recorder import record_events, record_webhook
 from adesync.enrollment.webhooks import parse_webhook
 from adesync.store.types import utcnow
+from adesync.text import storable_document
 from adesync.web.accounts import lookup_api_key, touch_api_key
 from adesync.web.api.common import ERRORS
 from adesync.web.auth import KEY_TOUCH_INTERVAL, Principal
@@ -248,6 +249,10 @@ async def enrollment_events(request: Request, _: Ingest) -> Any:
         document = json.loads(await _body(request))
     except (UnicodeDecodeError, ValueError):
         raise InvalidEnrollmentData("The request body is not JSON.") from None
+    if not storable_document(document):
+        raise InvalidEnrollmentData(
+            "The request body holds a NUL character or a lone surrogate, which cannot be stored."
+        )
     now = utcnow()
     if isinstance(document, list):
         if not document:
