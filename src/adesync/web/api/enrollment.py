@@ -59,7 +59,8 @@ def _unauthorized(detail: str) -> Problem:
 
 
 def presented_key(request: Request) -> str | None:
-    """The API key of the request: Bearer token, HTTP Basic password or ``key`` parameter."""
+    """The API key of the request: Bearer token, HTTP Basic password or ``key`` parameter
+    (:func:`ingest_principal` takes only an ingest key from the parameter)."""
     header = request.headers.get("authorization")
     if header:
         scheme, _, value = header.partition(" ")
@@ -91,6 +92,14 @@ async def ingest_principal(request: Request) -> Principal:
     found = await lookup_api_key(state.db, key)
     if found is None:
         raise _unauthorized("The API key is not valid (revoked or mistyped).")
+    if found.role is not Role.INGEST and "authorization" not in request.headers:
+        # A URL ends up in access logs and proxies' histories: no stronger key belongs there.
+        raise Problem(
+            403,
+            "forbidden",
+            f"?key= takes an ingest key only; {found.name} has the {found.role.value} role, so "
+            "send it as a Bearer token or an HTTP Basic password.",
+        )
     if not found.role.allows(Role.INGEST):
         raise Problem(
             403,
