@@ -183,14 +183,21 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         extensions = dict(request.extensions)
         if url.scheme == "https" and literal_address(host) is None:
             extensions["sni_hostname"] = host
-        pinned = httpx.Request(
-            request.method,
-            url.copy_with(host=str(addresses[0])),
-            headers=request.headers,
-            stream=request.stream,
-            extensions=extensions,
-        )
-        return await self.inner.handle_async_request(pinned)
+        # Each checked address in turn, as a resolver-driven connect would (IPv6 before IPv4).
+        failure = httpx.ConnectError(f"{host} could not be reached", request=request)
+        for address in dict.fromkeys(addresses):
+            pinned = httpx.Request(
+                request.method,
+                url.copy_with(host=str(address)),
+                headers=request.headers,
+                stream=request.stream,
+                extensions=extensions,
+            )
+            try:
+                return await self.inner.handle_async_request(pinned)
+            except httpx.ConnectError as exc:
+                failure = exc
+        raise failure
 
     async def aclose(self) -> None:
         await self.inner.aclose()

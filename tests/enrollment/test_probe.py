@@ -199,3 +199,15 @@ async def test_a_private_address_is_probed() -> None:
 
     for address in ("10.1.2.3", "192.168.1.10", "172.16.0.5", "fd00::5"):
         assert probe_refusal("mdm.internal", 443, ipaddress.ip_address(address)) is None
+
+
+async def test_a_name_is_connected_at_the_checked_address_and_verified_by_name(
+    certs: Certificates,
+) -> None:
+    """The guard connects to the address it checked, and TLS still checks the certificate
+    against the name in the URL (the leaf is for localhost and 127.0.0.1)."""
+    async with https_server(certs.leaf, status(200)) as server:
+        named = server.url.replace("127.0.0.1", "localhost")
+        result = await probe_url(named, [certs.ca.der_base64], refusal=anywhere)
+    assert (result.ok, result.status_code) == (True, 200), result.detail
+    assert b"host: localhost:" in server.requests[0].lower()
