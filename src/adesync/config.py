@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     user_agent: str | None = None
     protocol_version: int = Field(default=10, ge=1, le=99)
     max_retry_after_seconds: float = Field(default=30.0, ge=0)
+    # Hosts other than Apple's a token's dep_url may name when set through the API or the
+    # console: comma-separated host:port globs (``127.0.0.1:*``); see adesync.outbound.
+    allowed_dep_hosts: str = ""
 
     # Sync schedule (see the README's "Sync" section).
     sync_interval_minutes: float = Field(default=30.0, gt=0)

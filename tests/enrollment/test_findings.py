@@ -14,6 +14,7 @@ from adesync.store.database import Database
 from adesync.store.tables_enrollment import enrollment_events
 from adesync.store.tables_sync import devices
 from tests.enrollment.servers import closed_port_url, https_server, make_certificates, status
+from tests.enrollment.test_probe import anywhere
 from tests.health.factory import NOW, add_devices, add_profile, add_token, beat
 
 
@@ -115,13 +116,13 @@ async def test_enrollment_url_unreachable_names_the_url_and_the_waiting_devices(
     )
     assert "enrollment_url_unreachable" not in await findings(db)  # never probed yet
 
-    await probe_profiles(db, now=NOW)
+    await probe_profiles(db, now=NOW, refusal=anywhere)
     finding = (await findings(db))["enrollment_url_unreachable"]
     assert finding.severity is Severity.WARNING
     assert finding.count == 3
     assert finding.data == {
         "url": down,
-        "error": "Connection failed: Connection refused.",
+        "error": "The enrollment server is not reachable.",
         "devices": 3,
         "profile_name": "Staff",
         "profiles": 1,
@@ -141,7 +142,7 @@ async def test_enrollment_url_unreachable_names_the_url_and_the_waiting_devices(
 
         async with db.write() as session:
             await session.execute(update(tokens).values(default_profile_uuid="PROFILE2"))
-        await probe_profiles(db, now=NOW)
+        await probe_profiles(db, now=NOW, refusal=anywhere)
     assert "enrollment_url_unreachable" not in await findings(db)
 
 
@@ -153,7 +154,7 @@ async def test_several_failing_profiles_are_one_finding(db: Database) -> None:
     await add_profile(db, token_id, "{}", url=other, profile_uuid="P2", profile_name="Lab")
     await add_devices(db, token_id, 1, profile_uuid="PROFILE1")
     await add_devices(db, token_id, 4, prefix="LAB", profile_uuid="P2")
-    await probe_profiles(db, now=NOW)
+    await probe_profiles(db, now=NOW, refusal=anywhere)
     finding = (await findings(db))["enrollment_url_unreachable"]
     assert (finding.variant, finding.count) == ("several", 5)
     assert (finding.data["url"], finding.data["profile_name"], finding.data["profiles"]) == (

@@ -38,7 +38,8 @@ class Web:
 @pytest.fixture
 async def web(db: Database, box: SecretBox, tmp_path: Path) -> AsyncIterator[Web]:
     await adopt_key(db, box)
-    settings = Settings(home=tmp_path / "home")
+    # The simulator listens on a loopback port: allowed as the host administrator would.
+    settings = Settings(home=tmp_path / "home", allowed_dep_hosts="127.0.0.1:*")
     app = create_app(settings, db=db, box=box)
     keys = {}
     for role in KEY_ROLES:

@@ -206,7 +206,7 @@ async def test_a_created_token_has_its_type_and_url_from_the_start(web: Web) -> 
     assert_problem(
         await web.client.post(
             f"{API}/tokens",
-            json={"name": "school", "type": "abm", "dep_url": "https://example.com"},
+            json={"name": "school", "type": "abm", "dep_url": "https://mdmenrollment.apple.com"},
             headers=admin,
         ),
         409,

@@ -34,6 +34,9 @@ def demo(
     settings = load_settings(home=folder, database_url="", secret_key=None)
     sim = Simulator(devices=0, seed=devices_seed)
     apple_url, stop_sim = run_in_thread(sim)
+    # The console may create tokens at the simulator (a loopback address): allow that host.
+    sim_host = apple_url.split("://", 1)[-1].rstrip("/")
+    settings = settings.model_copy(update={"allowed_dep_hosts": sim_host})
     try:
         err.print(f"Apple simulator at {apple_url}; demo home {folder}", highlight=False)
         setup = run(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adesync.enrollment.errors import InvalidEnrollmentData
+from adesync.text import storable
 
 __all__ = ["CheckIn", "decode_base64", "decode_checkin", "normalise_serial"]
 
@@ -70,7 +71,12 @@ def _identifier(document: dict[str, Any], key: str, what: str) -> str | None:
     value = document.get(key)
     if value is None:
         return None
-    if not isinstance(value, str) or not value.strip() or len(value.strip()) > _MAX_ID:
+    if (
+        not isinstance(value, str)
+        or not value.strip()
+        or len(value.strip()) > _MAX_ID
+        or not storable(value)
+    ):
         raise InvalidEnrollmentData(f"{what} has a {key} that is not an identifier.")
     return value.strip()
 

@@ -6,6 +6,11 @@ redirects followed, trusting the system's certificate store plus the profile's
 ``anchor_certs`` (base64 DER, as Apple takes them). A connection error, a timeout, a TLS error
 or an HTTP 5xx answer fails the probe; any other answer (a 4xx to a bare GET included) shows
 the server is there. Each URL (with its anchors) is probed at most once an hour.
+
+The probe connects to no loopback or link-local address (private ranges stay allowed: MDM
+servers are often on-premises), and what it stores and shows says only reachable, not
+reachable or TLS problem: the details (which would map a network for anyone who reads them)
+go to the log.
 """
 
 from __future__ import annotations
@@ -15,10 +20,11 @@ import base64
 import binascii
 import hashlib
 import json
+import logging
 import os
 import ssl
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,6 +34,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adesync import __version__
+from adesync.outbound import GuardedTransport, OutboundRefused, Refusal, probe_refusal
 from adesync.store.database import Database
 from adesync.store.tables import tokens
 from adesync.store.tables_enrollment import enrollment_url_probes
@@ -43,8 +50,11 @@ __all__ = [
     "probe_profiles",
     "probe_url",
     "profiles_in_use",
+    "shown_error",
     "stored_probes",
 ]
+
+log = logging.getLogger("adesync.enrollment")
 
 PROBE_TIMEOUT_SECONDS = 10.0
 PROBE_INTERVAL = timedelta(hours=1)
@@ -71,12 +81,30 @@ class ProfileInUse:
 @dataclass(frozen=True)
 class ProbeResult:
     """The outcome of one probe. ``error_kind`` is ``connect``, ``timeout``, ``tls``,
-    ``http_5xx`` or ``url`` when it failed; ``error`` says what happened in a sentence."""
+    ``http_5xx``, ``url`` or ``refused`` when it failed; ``error`` is what viewers may see
+    (not reachable, or a TLS problem), ``detail`` what happened, for the log only."""
 
     ok: bool
     status_code: int | None = None
     error_kind: str | None = None
     error: str | None = None
+    detail: str | None = None
+
+
+NOT_REACHABLE = "The enrollment server is not reachable."
+TLS_PROBLEM = "The enrollment server's TLS certificate or handshake has a problem."
+
+
+def shown_error(error_kind: str | None) -> str:
+    """What viewers see of a failed probe of ``error_kind`` (also for probes stored before)."""
+    return TLS_PROBLEM if error_kind == "tls" else NOT_REACHABLE
+
+
+def _public(result: ProbeResult) -> ProbeResult:
+    """``result`` with its sentence moved to ``detail`` and the viewers' words in ``error``."""
+    if result.ok:
+        return result
+    return replace(result, error=shown_error(result.error_kind), detail=result.error)
 
 
 def probe_key(url: str, anchors: Sequence[str]) -> str:
@@ -183,6 +211,8 @@ def _transport_failure(exc: httpx.TransportError, timeout: float) -> ProbeResult
     tls = _cause(exc, ssl.SSLError)
     if isinstance(tls, ssl.SSLError):
         return ProbeResult(False, None, "tls", _sentence(f"TLS failed: {tls.reason or tls}"))
+    if isinstance(exc, OutboundRefused):
+        return ProbeResult(False, None, "refused", _sentence(str(exc)))
     return ProbeResult(False, None, "connect", _sentence(f"Connection failed: {_why(exc)}"))
 
 
@@ -192,9 +222,22 @@ async def probe_url(
     *,
     timeout_seconds: float = PROBE_TIMEOUT_SECONDS,
     transport: httpx.AsyncBaseTransport | None = None,
+    refusal: Refusal = probe_refusal,
 ) -> ProbeResult:
     """GET ``url`` once as a device would (see the module doc); never raises for the URL's
-    sake."""
+    sake. ``refusal`` says which addresses it may not connect to (tests of servers on
+    127.0.0.1 pass a rule that allows them)."""
+    result = await _probe(url, anchors, timeout_seconds, transport, refusal)
+    return _public(result)
+
+
+async def _probe(
+    url: str,
+    anchors: Sequence[str],
+    timeout_seconds: float,
+    transport: httpx.AsyncBaseTransport | None,
+    refusal: Refusal,
+) -> ProbeResult:
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError):
@@ -205,6 +248,7 @@ async def probe_url(
         context = _tls_context(anchors)
     except ValueError as exc:
         return ProbeResult(False, None, "tls", _sentence(str(exc)))
+    inner = transport or httpx.AsyncHTTPTransport(verify=context)
     try:
         async with (
             asyncio.timeout(timeout_seconds),
@@ -212,7 +256,7 @@ async def probe_url(
                 verify=context,
                 timeout=httpx.Timeout(timeout_seconds),
                 follow_redirects=False,
-                transport=transport,
+                transport=GuardedTransport(inner, refusal),
             ) as client,
             client.stream("GET", parsed, headers=_HEADERS) as response,
         ):
@@ -273,6 +317,7 @@ async def probe_profiles(
     interval: timedelta = PROBE_INTERVAL,
     concurrency: int = PROBE_CONCURRENCY,
     transport: httpx.AsyncBaseTransport | None = None,
+    refusal: Refusal = probe_refusal,
 ) -> dict[str, ProbeResult]:
     """Probe each enrollment URL in use whose last probe is older than ``interval``; store
     the results and forget probes of URLs no longer in use. Returns the new results by URL."""
@@ -290,9 +335,21 @@ async def probe_profiles(
 
     async def one(profile: ProfileInUse) -> ProbeResult:
         async with gate:
-            return await probe_url(
-                profile.url, profile.anchors, timeout_seconds=timeout_seconds, transport=transport
+            result = await probe_url(
+                profile.url,
+                profile.anchors,
+                timeout_seconds=timeout_seconds,
+                transport=transport,
+                refusal=refusal,
             )
+        if not result.ok:
+            log.warning(
+                "enrollment URL probe of %s failed: %s",
+                profile.url,
+                result.detail,
+                extra={"event": "enrollment.probe_failed", "kind": result.error_kind},
+            )
+        return result
 
     results = await asyncio.gather(*(one(profile) for profile in due.values()))
     async with db.write() as session:

@@ -18,6 +18,7 @@ from typing import Any
 from adesync.enrollment.checkin import CheckIn, decode_base64, decode_checkin
 from adesync.enrollment.errors import InvalidEnrollmentData
 from adesync.enrollment.model import EventKind, EventSource
+from adesync.text import storable_document
 
 __all__ = ["TOPICS", "WebhookCheckIn", "parse_webhook"]
 
@@ -54,6 +55,10 @@ def _object(body: bytes) -> dict[str, Any]:
         raise InvalidEnrollmentData("The webhook body is not JSON.") from None
     if not isinstance(document, dict):
         raise InvalidEnrollmentData("The webhook body is not a JSON object.")
+    if not storable_document(document):
+        raise InvalidEnrollmentData(
+            "The webhook body holds a NUL character or a lone surrogate, which cannot be stored."
+        )
     return document
 
 

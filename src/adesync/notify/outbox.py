@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from adesync.redact import redact_urls
 from adesync.store.database import Database
 from adesync.store.tables_health import notify_outbox
 
@@ -73,7 +74,8 @@ def _item(row: Any) -> OutboxItem:
         created_at=row.created_at,
         next_attempt_at=row.next_attempt_at,
         last_attempt_at=row.last_attempt_at,
-        last_error=row.last_error,
+        # Rows stored before errors were redacted are redacted as they are read.
+        last_error=None if row.last_error is None else redact_urls(row.last_error),
         delivered_at=row.delivered_at,
     )
 
@@ -177,7 +179,7 @@ async def mark_failed(
                 last_attempt_at=now,
                 next_attempt_at=retry_at or now,
                 claimed_until=None,
-                last_error=error[:1000],
+                last_error=redact_urls(error)[:1000],
             )
         )
 

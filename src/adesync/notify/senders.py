@@ -17,6 +17,7 @@ import httpx
 from adesync import __version__
 from adesync.notify.settings import NotifySettings
 from adesync.notify.signing import SIGNATURE_HEADER, signature_header
+from adesync.redact import redact_url, redact_urls
 
 __all__ = ["DeliveryFailed", "post_signed", "send_email"]
 
@@ -47,14 +48,17 @@ async def post_signed(
         DELIVERY_HEADER: str(delivery_id),
         SIGNATURE_HEADER: signature_header(secret, content),
     }
+    # The URL's userinfo, path and query may hold the receiver's secret (Slack, Teams).
+    where = redact_url(url)
     try:
         async with httpx.AsyncClient(timeout=timeout_seconds, transport=transport) as client:
             response = await client.post(url, content=content, headers=headers)
     except httpx.HTTPError as exc:
-        raise DeliveryFailed(f"POST {url} failed: {type(exc).__name__}: {exc}") from exc
+        why = redact_urls(str(exc))
+        raise DeliveryFailed(f"POST {where} failed: {type(exc).__name__}: {why}") from None
     if not response.is_success:
-        text = " ".join(response.text.split())[:200]
-        raise DeliveryFailed(f"POST {url} answered HTTP {response.status_code} {text}".strip())
+        text = redact_urls(" ".join(response.text.split())[:200])
+        raise DeliveryFailed(f"POST {where} answered HTTP {response.status_code} {text}".strip())
 
 
 def _send_email(settings: NotifySettings, subject: str, text: str) -> None:

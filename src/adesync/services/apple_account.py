@@ -9,19 +9,25 @@ service stores nothing.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 import httpx
 
 from adesync.apple import AccountDetail, AppleClient, AppleError, OAuthCredentials, SessionCache
+from adesync.apple.client import default_transport
 from adesync.apple.retry import Sleep
 from adesync.config import Settings, load_settings
 from adesync.errors import AdesyncError
+from adesync.outbound import AllowedHosts, GuardedTransport, dep_refusal
+from adesync.redact import redact_url
 from adesync.services.tokens import AccountIdentity, Verify
 from adesync.sync.hooks import apple_answered
 from adesync.tokens import TokenPayload
 
 __all__ = ["AppleCheckFailed", "account_identity", "check_failed", "make_verifier"]
+
+log = logging.getLogger("adesync.apple")
 
 # The /account check answers a person waiting at the keyboard: a short throttle wait at most.
 CHECK_MAX_RETRY_AFTER = 30.0
@@ -55,11 +61,19 @@ def _when(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _answer(error: AppleError) -> str:
+def _answer(error: AppleError, dep_url: str) -> str:
+    """The status and adesync's own words; the body of an unexpected answer (which may be
+    whatever an internal server said) goes to the log for operators, never to a caller."""
     parts = [f"HTTP {error.status}"] if error.status is not None else []
     body = " ".join(error.body.split())
     if body:
-        parts.append(body if len(body) <= 80 else body[:77] + "...")
+        log.warning(
+            "unexpected answer from %s: HTTP %s %s",
+            redact_url(dep_url),
+            error.status,
+            body[:500],
+            extra={"event": "apple.unexpected_answer", "status": error.status},
+        )
     if error.detail:
         parts.append(error.detail)
     return ", ".join(parts) if parts else "no answer"
@@ -69,6 +83,7 @@ def check_failed(error: AppleError, dep_url: str) -> AppleCheckFailed:
     """The one-sentence message, for every door, of an Apple refusal of a token being added,
     renewed or checked."""
     code = error.code
+    dep_url = redact_url(dep_url)
     if code == "terms_not_accepted":
         text = (
             "Apple refused this token because the organisation has not accepted the latest "
@@ -103,8 +118,8 @@ def check_failed(error: AppleError, dep_url: str) -> AppleCheckFailed:
         )
     elif code == "apple_unavailable":
         text = (
-            f"Could not reach Apple's ADE service at {dep_url} ({_answer(error)}); check the "
-            "network and the token's Apple service URL, then try again."
+            f"Could not reach Apple's ADE service at {dep_url} ({_answer(error, dep_url)}); "
+            "check the network and the token's Apple service URL, then try again."
         )
     elif code == "session_invalid":
         text = (
@@ -114,8 +129,8 @@ def check_failed(error: AppleError, dep_url: str) -> AppleCheckFailed:
     else:
         text = (
             f"Apple's ADE service at {dep_url} gave an unexpected answer to the account check "
-            f"({_answer(error)}); check that the token's Apple service URL points at Apple's "
-            "service."
+            f"({_answer(error, dep_url)}); check that the token's Apple service URL points at "
+            "Apple's service."
         )
     return AppleCheckFailed(text, error=error, dep_url=dep_url)
 
@@ -143,19 +158,33 @@ def account_identity(account: AccountDetail, dep_url: str) -> AccountIdentity:
     )
 
 
+def guarded(
+    transport: httpx.AsyncBaseTransport | None, policy: AllowedHosts
+) -> httpx.AsyncBaseTransport:
+    """``transport`` (adesync.apple's default when None) behind the outbound ``policy``."""
+    return GuardedTransport(
+        transport if transport is not None else default_transport(),
+        lambda host, port, address: dep_refusal(policy, host, port, address),
+    )
+
+
 def make_verifier(
     settings: Settings | None = None,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     session_cache: SessionCache | None = None,
     sleep: Sleep | None = None,
+    policy: AllowedHosts | None = None,
 ) -> Verify:
     """The ``verify`` callable for ``add_token``/``renew_token``: Apple's ``/account`` check.
 
     User-Agent and protocol version come from ``settings`` (read from the environment when
     omitted); a ``Retry-After`` longer than 30 s is not waited for but reported. ``transport``,
-    ``session_cache`` and ``sleep`` go to the client (tests).
+    ``session_cache`` and ``sleep`` go to the client (tests). With a ``policy`` (a token whose
+    URL came through the API or the console), each connection goes only to an address the
+    policy allows (see :func:`adesync.outbound.dep_refusal`).
     """
+    checked = guarded(transport, policy) if policy is not None else transport
 
     async def verify(payload: TokenPayload, dep_url: str) -> AccountIdentity:
         config = settings if settings is not None else load_settings()
@@ -172,7 +201,7 @@ def make_verifier(
                 user_agent=config.user_agent,
                 protocol_version=config.protocol_version,
                 max_retry_after=min(config.max_retry_after_seconds, CHECK_MAX_RETRY_AFTER),
-                transport=transport,
+                transport=checked,
                 session_cache=session_cache,
                 sleep=sleep,
                 on_answer=apple_answered,

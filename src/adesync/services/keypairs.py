@@ -21,6 +21,7 @@ from adesync.services.token_model import (
     DEFAULT_TOKEN_TYPE,
     TokenRow,
     check_name,
+    check_new_name,
 )
 from adesync.store import token_repo
 from adesync.store.database import Database
@@ -70,6 +71,7 @@ async def _store_new_pending(
     now: datetime,
     dep_url: str,
     token_type: str,
+    dep_url_checked: bool,
 ) -> bool:
     """Store ``keypair`` as the pending key of ``name`` (creating the row, with ``dep_url`` and
     ``token_type``); False if another process gave the token a key in the meantime and
@@ -79,7 +81,12 @@ async def _store_new_pending(
         row = await token_repo.get_token(session, name, for_update=True)
         if row is None:
             token_id = await token_repo.create_token(
-                session, name=name, dep_url=dep_url, token_type=token_type, now=now
+                session,
+                name=name,
+                dep_url=dep_url,
+                token_type=token_type,
+                now=now,
+                dep_url_checked=dep_url_checked,
             )
         elif replace or (row["pending_private_key"] is None and row["active_private_key"] is None):
             token_id = row["id"]
@@ -104,14 +111,16 @@ async def keypair_certificate(
     now: datetime | None = None,
     dep_url: str = DEFAULT_DEP_URL,
     token_type: str = DEFAULT_TOKEN_TYPE,
+    dep_url_checked: bool = False,
 ) -> KeypairCertificate:
     """The PEM certificate to upload to ABM/ASM for token ``name``.
 
     A new name gets a pending key pair, in a token created with ``dep_url`` and ``token_type``
-    in the same transaction (an existing token keeps its own). An existing token hands out its
-    pending certificate if it has one, else its active one (renewal reuses the key pair);
-    ``new`` makes a fresh pending key pair instead. A certificate within 60 days of its end is
-    re-issued for the same key and remembered beside the earlier ones.
+    in the same transaction (an existing token keeps its own); ``dep_url_checked`` has every
+    connection of the new token checked against ``ADESYNC_ALLOWED_DEP_HOSTS``. An existing
+    token hands out its pending certificate if it has one, else its active one (renewal reuses
+    the key pair); ``new`` makes a fresh pending key pair instead. A certificate within 60 days
+    of its end is re-issued for the same key and remembered beside the earlier ones.
     """
     check_name(name)
     now = now or utcnow()
@@ -120,10 +129,20 @@ async def keypair_certificate(
     has_key = row is not None and (
         row["pending_private_key"] is not None or row["active_private_key"] is not None
     )
+    if row is None:
+        check_new_name(name)
     if new or not has_key:
         keypair = generate_keypair(name, now=now)
         stored = await _store_new_pending(
-            db, box, name, keypair, replace=new, now=now, dep_url=dep_url, token_type=token_type
+            db,
+            box,
+            name,
+            keypair,
+            replace=new,
+            now=now,
+            dep_url=dep_url,
+            token_type=token_type,
+            dep_url_checked=dep_url_checked,
         )
         if stored:
             return KeypairCertificate(

@@ -136,7 +136,10 @@ class ProfileService:
         state = await self.sync.repo.load_state(ident)
         if state.credentials is None:
             raise NoCredentials(name)
-        return self.sync.make_client(state.dep_url, state.credentials), state.dep_url
+        client = self.sync.make_client(
+            state.dep_url, state.credentials, checked=state.dep_url_checked
+        )
+        return client, state.dep_url
 
     async def define(
         self, token_name: str, definition: dict[str, Any], *, default: bool = False

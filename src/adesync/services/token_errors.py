@@ -12,6 +12,7 @@ from datetime import datetime
 from adesync.errors import AdesyncError, ConflictError, NotFoundError
 
 __all__ = [
+    "DepUrlNotAllowed",
     "DifferentServer",
     "DuplicateServer",
     "KeyPairDamaged",
@@ -33,8 +34,8 @@ class TokenNameInvalid(AdesyncError):
 
     def __init__(self, name: str) -> None:
         super().__init__(
-            f"{name!r} is not a usable token name: use up to 100 letters, digits, '.', '_' or "
-            "'-', starting with a letter or digit.",
+            f"{name!r} is not a usable token name: use 1 to 64 ASCII letters, digits, '.', '_' "
+            "or '-', starting with a letter or digit.",
             data={"name": name},
         )
 
@@ -178,6 +179,18 @@ class TokenChanged(ConflictError):
         super().__init__(
             f"Token {name} was changed by another action meanwhile; try again.",
             data={"name": name},
+        )
+
+
+class DepUrlNotAllowed(AdesyncError):
+    """The API or the console named an Apple service URL outside the outbound policy."""
+
+    code = "dep_url_not_allowed"
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(
+            f"The Apple service URL {url} is not allowed: {reason}.",
+            data={"field": "dep_url", "dep_url": url, "reason": reason},
         )
 
 

@@ -9,13 +9,24 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from adesync.services.token_errors import OptionInvalid, TokenFileInvalid, TokenNameInvalid
+from adesync.outbound import AllowedHosts, dep_refusal
+from adesync.redact import redact_url
+from adesync.services.token_errors import (
+    DepUrlNotAllowed,
+    OptionInvalid,
+    TokenFileInvalid,
+    TokenNameInvalid,
+)
 from adesync.tokens import MAX_TOKEN_FILE_BYTES, TokenPayload
 
 DEFAULT_DEP_URL = "https://mdmenrollment.apple.com"
 TOKEN_TYPES = ("abm", "asm")
 DEFAULT_TOKEN_TYPE = TOKEN_TYPES[0]
+# Names rows may already have (looked up, listed, deleted), and the ASCII rule new names follow:
+# a name reaches file names, URLs and audit lines, where Unicode look-alikes, a trailing newline,
+# a leading '-' (a CLI flag) or '.'/'..' (a URL path step) would mislead or break.
 _NAME = re.compile(r"^\w[\w.-]{0,99}$")
+NEW_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 TokenDocument = dict[str, Any]
 # A row of the tokens table as SQLAlchemy returns it (keys are column names).
@@ -78,18 +89,49 @@ def token_document(row: TokenRow) -> TokenDocument:
 
 
 def check_name(name: str) -> str:
+    """``name`` as a token that may exist may be called (rows made before the ASCII rule too)."""
     if not _NAME.match(name):
         raise TokenNameInvalid(name)
     return name
 
 
-def check_dep_url(url: str | None, field: str = "dep_url") -> str:
-    """``url`` normalised (Apple's default if None); ``field`` names it in the error."""
+def check_new_name(name: str) -> str:
+    """``name`` for a new token: 1 to 64 ASCII letters, digits, '.', '_' or '-', starting with
+    a letter or digit."""
+    if not NEW_NAME.fullmatch(name):
+        raise TokenNameInvalid(name)
+    return name
+
+
+def check_dep_url(
+    url: str | None, field: str = "dep_url", *, policy: AllowedHosts | None = None
+) -> str:
+    """``url`` normalised (Apple's default if None); ``field`` names it in the error.
+
+    With a ``policy`` (the API and the console ask for ``ADESYNC_ALLOWED_DEP_HOSTS``), only
+    Apple's host or an allowed one, without userinfo, and no local or internal address the
+    policy does not name literally (DepUrlNotAllowed); without one (the CLI's ``--dep-url``,
+    the host administrator's own choice) any http(s) URL."""
     if url is None:
         return DEFAULT_DEP_URL
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("https", "http") or not parts.hostname or len(url) > 500:
-        raise OptionInvalid(field, url, f"an http(s) URL such as {DEFAULT_DEP_URL}")
+    expected = f"an http(s) URL such as {DEFAULT_DEP_URL}"
+    if len(url) > 500 or any(ord(c) < 32 or ord(c) == 127 for c in url) or not url.isascii():
+        raise OptionInvalid(field, url.encode("ascii", "replace").decode()[:100], expected)
+    try:
+        parts = urlsplit(url.strip())
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise OptionInvalid(field, url, expected) from None
+    if parts.scheme not in ("https", "http") or not host:
+        raise OptionInvalid(field, url, expected)
+    if policy is not None:
+        shown = redact_url(url)
+        if parts.username is not None or parts.password is not None:
+            raise DepUrlNotAllowed(shown, "it holds a user name or password")
+        default_port = 443 if parts.scheme == "https" else 80
+        reason = dep_refusal(policy, host, port or default_port, None)
+        if reason is not None:
+            raise DepUrlNotAllowed(shown, reason)
     return url.strip().rstrip("/")
 
 

@@ -46,6 +46,7 @@ from adesync.services.token_model import (
     check_dep_url,
     check_file_size,
     check_name,
+    check_new_name,
     check_token_type,
     token_document,
 )
@@ -133,6 +134,13 @@ async def get_token_document(db: Database, name: str) -> TokenDocument:
         return token_document(await _get(session, name))
 
 
+async def dep_url_checked(db: Database, name: str) -> bool:
+    """Whether token ``name``'s Apple URL came through the API or the console (every
+    connection to it is then checked against ``ADESYNC_ALLOWED_DEP_HOSTS``)."""
+    async with db.read() as session:
+        return bool((await _get(session, name))["dep_url_checked"])
+
+
 __all__ = [
     "CERTIFICATE_REISSUE_WITHIN",
     "DEFAULT_DEP_URL",
@@ -162,8 +170,10 @@ __all__ = [
     "check_dep_url",
     "check_file_size",
     "check_name",
+    "check_new_name",
     "check_token_type",
     "delete_token",
+    "dep_url_checked",
     "get_token_document",
     "keypair_certificate",
     "list_tokens",

@@ -43,6 +43,7 @@ from adesync.services.token_model import (
     check_dep_url,
     check_file_size,
     check_name,
+    check_new_name,
     check_token_type,
     token_document,
 )
@@ -305,7 +306,7 @@ async def seed_token(
 ) -> TokenDocument:
     """Store a token straight from the library, without the checks of ``add`` (expired tokens
     included): for the demo and for tests that need tokens in given states."""
-    check_name(name)
+    check_new_name(name)
     now = now or utcnow()
     async with db.write() as session:
         await hold_key(session, box)

@@ -40,6 +40,7 @@ TOKEN_KEPT = (
     "name",
     "token_type",
     "dep_url",
+    "dep_url_checked",
     "oauth_credentials",
     "access_token_expiry",
     "token_added_at",

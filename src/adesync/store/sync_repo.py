@@ -215,6 +215,7 @@ class SyncRepo(RunRecords):
             default_profile_uuid=row.default_profile_uuid,
             last_manual_sync_at=row.last_manual_sync_at,
             throttled_until=row.throttled_until,
+            dep_url_checked=row.dep_url_checked,
         )
 
     # -- pages ---------------------------------------------------------------------------

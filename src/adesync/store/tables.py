@@ -51,6 +51,9 @@ tokens = Table(
     Column("name", String(100), nullable=False, unique=True),
     Column("token_type", String(8), nullable=False, server_default="abm"),
     Column("dep_url", String(500), nullable=False),
+    # Set when the URL came through the API or the console: every connection is then checked
+    # against ADESYNC_ALLOWED_DEP_HOSTS (the CLI's --dep-url is the host administrator's own).
+    Column("dep_url_checked", Boolean, nullable=False, server_default=false()),
     # OAuth 1.0a values from the .p7m, sealed together as JSON.
     Column("oauth_credentials", LargeBinary, nullable=True, info=SECRET),
     Column("access_token_expiry", UTCDateTime, nullable=True),

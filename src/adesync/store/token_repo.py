@@ -65,12 +65,25 @@ async def list_tokens(session: AsyncSession, *, include_waiting: bool) -> Sequen
 
 
 async def create_token(
-    session: AsyncSession, *, name: str, dep_url: str, token_type: str, now: datetime
+    session: AsyncSession,
+    *,
+    name: str,
+    dep_url: str,
+    token_type: str,
+    now: datetime,
+    dep_url_checked: bool = False,
 ) -> int:
     """Insert a row with no key pair and no credentials yet; returns its id."""
     result = await session.execute(
         insert(tokens)
-        .values(name=name, dep_url=dep_url, token_type=token_type, created_at=now, updated_at=now)
+        .values(
+            name=name,
+            dep_url=dep_url,
+            dep_url_checked=dep_url_checked,
+            token_type=token_type,
+            created_at=now,
+            updated_at=now,
+        )
         .returning(tokens.c.id)
     )
     return int(result.scalar_one())

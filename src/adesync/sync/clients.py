@@ -6,19 +6,28 @@ import functools
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import httpx
 
 from adesync.apple import AppleClient, OAuthCredentials, SessionCache
 from adesync.config import Settings
 from adesync.errors import AdesyncError
+from adesync.outbound import AllowedHosts, GuardedTransport, dep_refusal
 from adesync.sync.hooks import apple_answered
 from adesync.sync.model import OAuthValues
 
 # Sessions are shared by every client of the same token in this process.
 SESSIONS = SessionCache()
 
-ClientFactory = Callable[[str, OAuthValues], AppleClient]
+
+class ClientFactory(Protocol):
+    """Makes the client of one token: ``checked`` when its ``dep_url`` came through the API or
+    the console, so every connection is checked against ``ADESYNC_ALLOWED_DEP_HOSTS``."""
+
+    def __call__(
+        self, dep_url: str, values: OAuthValues, *, checked: bool = False
+    ) -> AppleClient: ...
 
 
 class NoCredentials(AdesyncError):
@@ -54,7 +63,14 @@ def client_factory(
     """A factory of AppleClients configured from the settings (``sleep`` replaces the pauses
     between retries, for tests that must not wait)."""
 
-    def make(dep_url: str, values: OAuthValues) -> AppleClient:
+    policy = AllowedHosts.parse(settings.allowed_dep_hosts)
+
+    def make(dep_url: str, values: OAuthValues, *, checked: bool = False) -> AppleClient:
+        chosen = transport if transport is not None else _transport()
+        if checked:
+            chosen = GuardedTransport(
+                chosen, lambda host, port, address: dep_refusal(policy, host, port, address)
+            )
         return AppleClient(
             OAuthCredentials(
                 consumer_key=values.consumer_key,
@@ -66,7 +82,7 @@ def client_factory(
             user_agent=settings.user_agent,
             protocol_version=settings.protocol_version,
             max_retry_after=settings.max_retry_after_seconds,
-            transport=transport if transport is not None else _transport(),
+            transport=chosen,
             session_cache=SESSIONS,
             sleep=sleep,
             on_answer=apple_answered,

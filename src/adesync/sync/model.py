@@ -48,6 +48,7 @@ class TokenSyncState:
     default_profile_uuid: str | None
     last_manual_sync_at: datetime | None
     throttled_until: datetime | None = None  # Apple's Retry-After: no manual sync before it
+    dep_url_checked: bool = False  # set through the API/console: connections are checked
 
 
 _PROFILE_STATUS = APPLE_DEVICE_FIELDS.index("profile_status")

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from adesync.errors import AdesyncError
+from adesync.text import storable_document
 
 # Apple's limits (define-profile documentation): field → (min, max, Apple's error code).
 TEXT_LIMITS: dict[str, tuple[int, int, str]] = {
@@ -55,6 +56,14 @@ def validate_profile(definition: Any) -> dict[str, Any]:
             field="(profile)",
             apple_code="MALFORMED_REQUEST_BODY",
         )
+    for name, value in definition.items():
+        if not storable_document([name, value]):
+            raise ProfileInvalid(
+                f"The profile's {name} holds a NUL character or a lone surrogate, which cannot "
+                "be stored.",
+                field=name,
+                apple_code="MALFORMED_REQUEST_BODY",
+            )
     for name, apple_code in REQUIRED.items():
         value = definition.get(name)
         if value is None or (isinstance(value, str) and not value.strip()):

@@ -300,7 +300,9 @@ class SyncService:
                 totals=RunTotals(),
                 error_code="no_credentials",
             )
-        async with self.make_client(state.dep_url, state.credentials) as client:
+        async with self.make_client(
+            state.dep_url, state.credentials, checked=state.dep_url_checked
+        ) as client:
             assigner = Assigner(client, self.assignments, self.repo, state.token_id, self.now)
             return await sync_token(
                 state,
@@ -351,7 +353,9 @@ class SyncService:
         state = await self.repo.load_state(token_id)
         if state.credentials is None:
             raise NoCredentials(state.name)
-        async with self.make_client(state.dep_url, state.credentials) as client:
+        async with self.make_client(
+            state.dep_url, state.credentials, checked=state.dep_url_checked
+        ) as client:
             try:
                 await client.account()
             except AppleError as error:
@@ -420,4 +424,4 @@ class SyncService:
 def client_for(service: SyncService, state: TokenSyncState) -> AppleClient:
     if state.credentials is None:
         raise NoCredentials(state.name)
-    return service.make_client(state.dep_url, state.credentials)
+    return service.make_client(state.dep_url, state.credentials, checked=state.dep_url_checked)

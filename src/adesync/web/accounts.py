@@ -46,7 +46,10 @@ __all__ = [
     "revoke_api_key",
 ]
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+# New names only (existing rows keep theirs): ASCII, so no look-alike of another name, and
+# fullmatch, so no trailing newline. People's names may be e-mail addresses.
+USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
+KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 KEY_PREFIX = "ades"
 MIN_PASSWORD_LENGTH = 12
 
@@ -102,10 +105,11 @@ class ApiKey:
 
 
 def _check_name(name: str, what: str) -> str:
-    if not NAME_PATTERN.match(name):
+    pattern, signs = (USER_NAME, "'.', '_', '@', '+'") if what == "user" else (KEY_NAME, "'.', '_'")
+    if not pattern.fullmatch(name):
         raise InvalidName(
-            f"The {what} name {name!r} is not valid: use 1 to 64 letters, digits, '.', '_', "
-            "'@' or '-', starting with a letter or digit."
+            f"The {what} name {name!r} is not valid: use 1 to 64 ASCII letters, digits, {signs} "
+            "or '-', starting with a letter or digit."
         )
     return name
 

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from adesync.errors import AdesyncError
+from adesync.outbound import AllowedHosts
 from adesync.services import lifecycle
 from adesync.services import tokens as token_service
 from adesync.services.apple_account import make_verifier
@@ -59,6 +60,10 @@ class SyncThrottled(AdesyncError):
         self.next_allowed_at = next_allowed_at
 
 
+def _allowed_hosts(state: WebState) -> AllowedHosts:
+    return AllowedHosts.parse(state.settings.allowed_dep_hosts)
+
+
 async def create_token(
     state: WebState,
     actor: Actor,
@@ -69,13 +74,13 @@ async def create_token(
 ) -> tuple[token_service.TokenDocument, token_service.KeypairCertificate]:
     """A token waiting for its first ``.p7m`` (of ``token_type``, at Apple's ``dep_url`` or the
     default), and the certificate to upload to ABM/ASM."""
-    token_service.check_name(name)
+    token_service.check_new_name(name)
     token_service.check_token_type(token_type)
-    url = token_service.check_dep_url(dep_url)
+    url = token_service.check_dep_url(dep_url, policy=_allowed_hosts(state))
     if await token_service.token_exists(state.db, name):
         raise token_service.TokenAlreadyAdded(name, holds_token=False)
     certificate = await token_service.keypair_certificate(
-        state.db, state.box, name, dep_url=url, token_type=token_type
+        state.db, state.box, name, dep_url=url, token_type=token_type, dep_url_checked=True
     )
     await actor.record(state, "token.create", name)
     return await token_service.get_token_document(state.db, name), certificate
@@ -92,7 +97,8 @@ async def upload_p7m(
     """Add the first token of ``name`` or renew it (the service proves it with Apple, clears
     what the fix clears and re-evaluates health before it returns)."""
     current = await token_service.get_token_document(state.db, name)
-    verify = make_verifier(state.settings)
+    checked = await token_service.dep_url_checked(state.db, name)
+    verify = make_verifier(state.settings, policy=_allowed_hosts(state) if checked else None)
     if current["status"] == "waiting_for_p7m":
         stored = await token_service.add_token(
             state.db,

@@ -25,6 +25,7 @@ from adesync.runtime import open_runtime
 from adesync.store.database import Database
 from adesync.store.migrate import require_current
 from adesync.store.secrets import SecretBox
+from adesync.web.access_log import redact_access_log
 from adesync.web.cookies import SESSION, Cookies
 from adesync.web.csrf import SameOriginWrites
 from adesync.web.i18n import load_catalogues
@@ -259,6 +260,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Serving processes configure logging before this runs: add the key filter now.
+        redact_access_log()
         async with AsyncExitStack() as stack:
             if db is None or box is None:
                 runtime = await stack.enter_async_context(open_runtime(settings))

@@ -7,6 +7,7 @@ itself (``terms_not_accepted``, ...); for those, ``type`` links the finding's he
 from __future__ import annotations
 
 import json
+import logging
 from http import HTTPStatus
 from typing import Any
 
@@ -18,6 +19,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adesync.errors import AdesyncError
 from adesync.web.wording import api_words
+
+log = logging.getLogger("adesync.web")
 
 __all__ = [
     "PROBLEM_JSON",
@@ -212,6 +215,14 @@ def install_problem_handlers(app: FastAPI, *, is_api: Any) -> None:
             request, exc.status_code, code, detail, headers=dict(exc.headers or {})
         )
 
+    async def on_too_deep(request: Request, exc: Exception) -> Any:
+        # Only input nested thousands deep (JSON, a plist) gets Python this far down.
+        log.warning("request to %s nested too deeply to read", request.url.path)
+        return await on_problem(
+            request, Problem(400, "too_deeply_nested", "The request is nested too deeply to read.")
+        )
+
+    app.add_exception_handler(RecursionError, on_too_deep)
     app.add_exception_handler(AdesyncError, on_adesync_error)
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)

@@ -131,7 +131,7 @@ async def enrollment_url_unreachable(ctx: RuleContext) -> list[Finding]:
     )
     if failed_probes.first() is None:
         return []
-    from adesync.enrollment.probe import profiles_in_use, stored_probes
+    from adesync.enrollment.probe import profiles_in_use, shown_error, stored_probes
 
     in_use = await profiles_in_use(ctx.session, ctx.token_ids)
     if not in_use:
@@ -160,7 +160,7 @@ async def enrollment_url_unreachable(ctx: RuleContext) -> list[Finding]:
                 count=total,
                 variant="several" if len(broken) > 1 else None,
                 url=worst.url,
-                error=probe.error,
+                error=shown_error(probe.error_kind),
                 devices=total,
                 profile_name=worst.profile_name,
                 profiles=len(broken),

@@ -10,6 +10,7 @@ from sqlalchemy import func, or_, select
 from adesync.health.catalogue import Severity
 from adesync.health.model import Finding, Param, rule, stamp
 from adesync.health.rules.context import RuleContext, TokenFacts
+from adesync.redact import redact_urls
 from adesync.store.tables_health import notify_outbox
 from adesync.store.tables_sync import worker_heartbeats
 
@@ -198,7 +199,7 @@ async def notifications_failing(ctx: RuleContext) -> list[Finding]:
             None,
             count=sum(count for _, count, _, _ in rows),
             channels=", ".join(channel for channel, _, _, _ in rows),
-            last_error=(latest_error or "")[:300],
+            last_error=redact_urls(latest_error or "")[:300],
             since_at=stamp(min(first for _, _, first, _ in rows)),
         )
     ]

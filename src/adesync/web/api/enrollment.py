@@ -24,6 +24,7 @@ from adesync.enrollment.native import native_event
 from adesync.enrollment.recorder import record_events, record_webhook
 from adesync.enrollment.webhooks import parse_webhook
 from adesync.store.types import utcnow
+from adesync.text import storable_document
 from adesync.web.accounts import lookup_api_key, touch_api_key
 from adesync.web.api.common import ERRORS
 from adesync.web.auth import KEY_TOUCH_INTERVAL, Principal
@@ -58,7 +59,8 @@ def _unauthorized(detail: str) -> Problem:
 
 
 def presented_key(request: Request) -> str | None:
-    """The API key of the request: Bearer token, HTTP Basic password or ``key`` parameter."""
+    """The API key of the request: Bearer token, HTTP Basic password or ``key`` parameter
+    (:func:`ingest_principal` takes only an ingest key from the parameter)."""
     header = request.headers.get("authorization")
     if header:
         scheme, _, value = header.partition(" ")
@@ -90,6 +92,14 @@ async def ingest_principal(request: Request) -> Principal:
     found = await lookup_api_key(state.db, key)
     if found is None:
         raise _unauthorized("The API key is not valid (revoked or mistyped).")
+    if found.role is not Role.INGEST and "authorization" not in request.headers:
+        # A URL ends up in access logs and proxies' histories: no stronger key belongs there.
+        raise Problem(
+            403,
+            "forbidden",
+            f"?key= takes an ingest key only; {found.name} has the {found.role.value} role, so "
+            "send it as a Bearer token or an HTTP Basic password.",
+        )
     if not found.role.allows(Role.INGEST):
         raise Problem(
             403,
@@ -248,6 +258,10 @@ async def enrollment_events(request: Request, _: Ingest) -> Any:
         document = json.loads(await _body(request))
     except (UnicodeDecodeError, ValueError):
         raise InvalidEnrollmentData("The request body is not JSON.") from None
+    if not storable_document(document):
+        raise InvalidEnrollmentData(
+            "The request body holds a NUL character or a lone surrogate, which cannot be stored."
+        )
     now = utcnow()
     if isinstance(document, list):
         if not document:

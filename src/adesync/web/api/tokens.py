@@ -23,6 +23,7 @@ from adesync.tokens import MAX_TOKEN_FILE_BYTES
 from adesync.web import actions
 from adesync.web.api.common import ERRORS, client_address, json_response, jsonable
 from adesync.web.auth import Principal, require
+from adesync.web.downloads import attachment
 from adesync.web.problems import Problem
 from adesync.web.roles import Role
 from adesync.web.services import cached_page_of_tokens, token_extras
@@ -169,7 +170,7 @@ async def get_certificate(
     return PlainTextResponse(
         cert.certificate_pem,
         media_type="application/x-pem-file",
-        headers={"Content-Disposition": f'attachment; filename="{name}.pem"'},
+        headers=attachment(f"{name}.pem"),
     )
 
 

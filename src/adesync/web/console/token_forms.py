@@ -16,6 +16,7 @@ from adesync.tokens import MAX_TOKEN_FILE_BYTES
 from adesync.web import actions
 from adesync.web.console.render import flash_redirect, translator
 from adesync.web.console.routes import actor_of, form_with_csrf, signed_in
+from adesync.web.downloads import attachment
 from adesync.web.roles import Role
 from adesync.web.state import web_state
 from adesync.web.wording import console_words, minutes_until
@@ -115,7 +116,7 @@ async def token_certificate(request: Request, name: str) -> Response:
     return Response(
         cert.certificate_pem,
         media_type="application/x-pem-file",
-        headers={"Content-Disposition": f'attachment; filename="{name}.pem"'},
+        headers=attachment(f"{name}.pem"),
     )
 
 
