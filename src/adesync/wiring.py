@@ -17,9 +17,9 @@ if TYPE_CHECKING:
 _installed: set[str] = set()
 
 
-def start_metrics_server(db: Database, port: int, host: str = "0.0.0.0") -> MetricsServer:  # noqa: S104
+def start_metrics_server(db: Database, port: int, host: str = "127.0.0.1") -> MetricsServer:
     """Serve Prometheus metrics on ``host:port`` without authentication (call it inside the
-    running event loop)."""
+    running event loop); this machine only unless ``host`` says otherwise."""
     from adesync.notify.metrics import start_metrics_server as start
 
     return start(db, port, host)

@@ -99,3 +99,29 @@ def test_serve_metrics_port_with_workers_is_one_clear_error(
     result = invoke(capsys, "serve", "--workers", "2", "--metrics-port", str(_free_port()))
     assert result.code != 0 and "--metrics-port" in result.err
     assert "Traceback" not in result.err
+
+
+def test_worker_metrics_port_listens_on_loopback_only(tmp_path: Path) -> None:
+    """``adesync worker --metrics-port`` answers without authentication, so by default only on
+    127.0.0.1 (``--metrics-host`` opens it)."""
+    install_home(tmp_path)
+    metrics = _free_port()
+    env = {**os.environ, "ADESYNC_HOME": str(tmp_path), "ADESYNC_LOG_LEVEL": "WARNING"}
+    env.pop("ADESYNC_DATABASE_URL", None)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "adesync.cli", "worker", "--metrics-port", str(metrics)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        answer = _get(f"http://127.0.0.1:{metrics}/metrics", deadline)
+        assert answer.status_code == 200 and "adesync_sync_runs_total" in answer.text
+        with socket.socket() as other, pytest.raises(OSError):
+            other.settimeout(5)
+            other.connect(("127.0.0.2", metrics))
+    finally:
+        worker.terminate()
+        _, err = worker.communicate(timeout=30)
+    assert b"Traceback" not in err

@@ -123,7 +123,14 @@ def _worded(report: SyncReport) -> str:
 def worker(
     concurrency: int = typer.Option(4, "--concurrency", min=1, help="Tokens synced at once."),
     metrics_port: int | None = typer.Option(
-        None, "--metrics-port", help="Serve Prometheus metrics on this port."
+        None,
+        "--metrics-port",
+        help="Serve Prometheus metrics on this port, without authentication.",
+    ),
+    metrics_host: str = typer.Option(
+        "127.0.0.1",
+        "--metrics-host",
+        help="Address of the --metrics-port listener (this machine only unless you say so).",
     ),
 ) -> None:
     """Run the scheduler and sync workers (no web server); stop with Ctrl-C or SIGTERM."""
@@ -135,7 +142,7 @@ def worker(
             if metrics_port is not None:
                 from adesync.wiring import start_metrics_server
 
-                start_metrics_server(rt.db, metrics_port)
+                start_metrics_server(rt.db, metrics_port, metrics_host)
             scheduler = Scheduler(
                 rt.db, rt.box, rt.settings, concurrency=concurrency, page_events=page_events()
             )
