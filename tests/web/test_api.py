@@ -455,3 +455,12 @@ async def test_keyset_cursors_past_64_bits_are_validation_errors(web: Web) -> No
     assert_problem(
         await web.client.get(f"{API}/audit?before={huge}", headers=admin), 422, "validation_error"
     )
+
+
+def test_every_finding_code_links_its_help_page_in_problem_details() -> None:
+    from adesync.health import RULES
+    from adesync.web.problems import problem_type
+
+    for rule in RULES:
+        assert problem_type(rule.code) == f"/help/findings#{rule.code}"
+    assert problem_type("token_exists") == "about:blank"

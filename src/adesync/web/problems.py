@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adesync.errors import AdesyncError
+from adesync.health import RULES
 from adesync.web.wording import api_words
 
 log = logging.getLogger("adesync.web")
@@ -33,36 +34,9 @@ __all__ = [
 
 PROBLEM_JSON = "application/problem+json"
 
-# Codes that are findings (their page at /help/findings explains cause and remedy).
-FINDING_CODES = frozenset(
-    {
-        "token_expired",
-        "token_expiring",
-        "terms_not_accepted",
-        "token_rejected",
-        "access_denied",
-        "duplicate_server",
-        "user_agent_rejected",
-        "sync_stale",
-        "sync_failing",
-        "never_synced",
-        "apple_unavailable",
-        "apple_throttled",
-        "clock_skew",
-        "cursor_recovered",
-        "no_default_profile",
-        "profile_invalid",
-        "profile_not_found",
-        "assignment_failed",
-        "devices_without_profile",
-        "pushed_not_enrolled",
-        "enrollment_url_unreachable",
-        "certificate_expiring",
-        "scheduler_down",
-        "token_over_capacity",
-        "personal_apple_id",
-    }
-)
+# Codes that are findings (their page at /help/findings explains cause and remedy): every
+# rule's code, so a new finding links its help page without a second list.
+FINDING_CODES = frozenset(rule.code for rule in RULES)
 
 
 class ProblemModel(BaseModel):
