@@ -22,6 +22,7 @@ from adesync.store.secrets import SecretBox
 from adesync.store.tables import tokens
 from adesync.store.tables_sync import profiles
 from adesync.store.tables_web import api_keys, users, web_secrets
+from adesync.store.token_repo import IDENTITY_COLUMNS
 from adesync.store.types import UTCDateTime
 
 __all__ = [
@@ -45,17 +46,7 @@ TOKEN_KEPT = (
     "access_token_expiry",
     "token_added_at",
     "token_renewed_at",
-    "server_uuid",
-    "server_name",
-    "org_name",
-    "org_email",
-    "org_phone",
-    "org_address",
-    "org_id",
-    "org_id_hash",
-    "org_type",
-    "org_version",
-    "admin_id",
+    *IDENTITY_COLUMNS,
     "identity_verified_at",
     "pending_private_key",
     "pending_certificates",
