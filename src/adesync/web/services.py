@@ -227,8 +227,3 @@ async def token_extras(db: Database, name: str) -> dict[str, Any]:
         return {}
     counts = await device_counts(db, [int(row["id"])])
     return {"device_count": counts.get(int(row["id"]), 0), **extra_fields(row)}
-
-
-async def token_ids(db: Database, name: str) -> int | None:
-    async with db.read() as session:
-        return (await session.execute(select(tokens.c.id).where(tokens.c.name == name))).scalar()
